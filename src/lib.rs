@@ -1,0 +1,1 @@
+//! reseal: re-encrypt existing objects in place with a new server-side encryption mode.
