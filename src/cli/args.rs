@@ -1,0 +1,153 @@
+//! The arguments, as clap parses them. Values are turned into a `JobSpec` in `job.rs`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::job::ReportScope;
+
+/// Re-encrypt existing objects in place with a new server-side encryption mode.
+#[derive(Debug, Parser)]
+#[command(name = "reseal", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The job store: a SQLite file (created with mode 0600 when missing) or a sqlite: URL.
+    #[arg(long, env = "RESEAL_DB", default_value = "reseal.db", global = true)]
+    pub db: String,
+
+    /// How log lines on stderr are written (their level is set by RESEAL_LOG, default warn).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, inspect and steer jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Create a job from a manifest; prints the job id alone on stdout.
+    Create(Box<CreateArgs>),
+    /// List jobs, highest priority first.
+    List {
+        /// Only jobs with this status (New, Preparing, Suspended, Ready, Active, Pausing,
+        /// Paused, Cancelling, Cancelled, Failing, Failed, Complete).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show a job: status, spec, manifest, counters, failure reasons.
+    Describe {
+        /// The job id, or an unambiguous prefix of it.
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Confirm a Suspended job (created with --confirmation-required) so that it can run.
+    Confirm { id: String },
+    /// Pause a Ready or Active job.
+    Pause { id: String },
+    /// Resume a Paused job.
+    Resume { id: String },
+    /// Cancel a job that has not finished.
+    Cancel { id: String },
+    /// Set a job's priority (a higher number runs first).
+    Priority {
+        id: String,
+        #[arg(value_parser = clap::value_parser!(i64).range(0..=i64::from(i32::MAX)))]
+        priority: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The manifest: an S3 Inventory manifest.json, or a plain CSV of bucket,key[,versionId].
+    #[arg(long, value_name = "PATH")]
+    pub manifest: String,
+
+    /// The wanted encryption: sse-s3 | sse-kms[:KEY] | dsse-kms:KEY | sse-c:@FILE | sse-c:env:VAR.
+    #[arg(long, value_name = "SPEC")]
+    pub sse: String,
+
+    /// The SSE-C key of objects that are SSE-C now: @FILE or env:VAR.
+    #[arg(long, value_name = "KEY")]
+    pub source_sse_c: Option<String>,
+
+    /// Use an S3 Bucket Key for SSE-KMS (fewer KMS requests).
+    #[arg(long)]
+    pub bucket_key: bool,
+
+    /// Only keys that start with this.
+    #[arg(long, help_heading = "Filters")]
+    pub prefix: Option<String>,
+    /// Only keys that end with this.
+    #[arg(long, help_heading = "Filters")]
+    pub suffix: Option<String>,
+    /// Only objects of at least this size (bytes, or with a unit: 10KiB, 5MB, 1GiB). Needs Size.
+    #[arg(long, value_name = "SIZE", help_heading = "Filters")]
+    pub min_size: Option<String>,
+    /// Only objects of at most this size. Needs Size.
+    #[arg(long, value_name = "SIZE", help_heading = "Filters")]
+    pub max_size: Option<String>,
+    /// Only objects modified at or after this time (2024-05-01 or RFC 3339). Needs LastModifiedDate.
+    #[arg(long, value_name = "TIME", help_heading = "Filters")]
+    pub modified_after: Option<String>,
+    /// Only objects modified before this time. Needs LastModifiedDate.
+    #[arg(long, value_name = "TIME", help_heading = "Filters")]
+    pub modified_before: Option<String>,
+    /// Only these storage classes (comma-separated or repeated). Needs StorageClass.
+    #[arg(
+        long,
+        value_name = "CLASS",
+        value_delimiter = ',',
+        help_heading = "Filters"
+    )]
+    pub storage_class: Vec<String>,
+    /// Only objects whose EncryptionStatus is one of these: NOT-SSE, SSE-S3, SSE-KMS,
+    /// DSSE-KMS, SSE-C (comma-separated or repeated). Needs EncryptionStatus.
+    #[arg(
+        long,
+        value_name = "STATUS",
+        value_delimiter = ',',
+        help_heading = "Filters"
+    )]
+    pub match_encryption: Vec<String>,
+
+    /// Jobs with a higher priority run first.
+    #[arg(long, default_value_t = 10,
+          value_parser = clap::value_parser!(i64).range(0..=i64::from(i32::MAX)))]
+    pub priority: i64,
+
+    /// Hold the job Suspended until `reseal job confirm ID`.
+    #[arg(long)]
+    pub confirmation_required: bool,
+
+    /// A description, up to 256 characters.
+    #[arg(long, default_value = "")]
+    pub description: String,
+
+    /// Where the completion report goes (a folder).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<String>,
+
+    /// Which tasks the report lists.
+    #[arg(long, value_enum, requires = "report")]
+    pub report_scope: Option<ReportScope>,
+}

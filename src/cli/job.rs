@@ -1,0 +1,285 @@
+//! `reseal job …`: turns arguments into a validated `JobSpec` and calls the job store.
+
+use std::path::{Path, PathBuf};
+
+use super::args::{CreateArgs, JobCommand, Output};
+use super::output;
+use super::{CliError, CliResult};
+use crate::job::{
+    self, IngestError, JobSpec, JobStatus, JobStore, NewJob, Operation, ReportScope, ReportSpec,
+};
+use crate::manifest::Filter;
+use crate::sse::{CustomerKeyRef, CustomerKeySource, SseMode, SseSpec};
+
+pub async fn run(db: &str, command: JobCommand) -> CliResult {
+    // Everything a user typed is checked before the job store is touched.
+    let create = match &command {
+        JobCommand::Create(args) => Some(validate_create(args)?),
+        _ => None,
+    };
+    let store = JobStore::open(db).await?;
+    match command {
+        JobCommand::Create(_) => {
+            let (new, manifest) = create.expect("validated above");
+            create_job(&store, new, manifest).await
+        }
+        JobCommand::List { status, output } => {
+            let status = status
+                .map(|s| s.parse::<JobStatus>())
+                .transpose()
+                .map_err(CliError::input)?;
+            let jobs = store.list_jobs(status).await?;
+            match output {
+                Output::Table => output::print_job_table(&jobs),
+                Output::Json => {
+                    let mut views = Vec::with_capacity(jobs.len());
+                    for job in &jobs {
+                        views.push(output::JobView::new(job, store.task_counts(job).await?));
+                    }
+                    output::print_json(&views)
+                }
+            }
+        }
+        JobCommand::Describe { id, output } => {
+            let job = store.job(&id).await?;
+            let view = output::JobView::new(&job, store.task_counts(&job).await?);
+            match output {
+                Output::Table => output::print_describe(&view),
+                Output::Json => output::print_json(&view),
+            }
+        }
+        JobCommand::Confirm { id } => steer(&store, &id, Operation::Confirm).await,
+        JobCommand::Pause { id } => steer(&store, &id, Operation::Pause).await,
+        JobCommand::Resume { id } => steer(&store, &id, Operation::Resume).await,
+        JobCommand::Cancel { id } => steer(&store, &id, Operation::Cancel).await,
+        JobCommand::Priority { id, priority } => {
+            let job = store.set_priority(&id, priority).await?;
+            eprintln!("job {}: priority {}", job.id, job.priority);
+            Ok(())
+        }
+    }
+}
+
+async fn steer(store: &JobStore, id: &str, op: Operation) -> CliResult {
+    let job = store.job(id).await?;
+    let (from, to) = store.apply(&job.id, op).await?;
+    eprintln!("job {}: {from} -> {to}", job.id);
+    Ok(())
+}
+
+async fn create_job(store: &JobStore, new: NewJob, manifest: PathBuf) -> CliResult {
+    match job::create_job(store, new, manifest).await {
+        Ok((job, counts)) => {
+            println!("{}", job.id);
+            eprintln!(
+                "job {}: {} ({} tasks from {} rows; {} filtered out, {} delete markers, {} noncurrent versions)",
+                job.id,
+                job.status,
+                counts.tasks,
+                counts.rows_read,
+                counts.rows_filtered,
+                counts.delete_markers,
+                counts.noncurrent_versions
+            );
+            if job.status == JobStatus::Suspended {
+                eprintln!("confirm it with: reseal job confirm {}", job.id);
+            }
+            Ok(())
+        }
+        Err(IngestError::Manifest { job_id, reason }) => Err(CliError::input(format!(
+            "{reason}\njob {job_id} is Failed and holds no tasks"
+        ))),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError> {
+    let sse = SseSpec::parse(&args.sse).map_err(|e| CliError::input(format!("--sse {e}")))?;
+    let source_sse_c = args
+        .source_sse_c
+        .as_deref()
+        .map(|s| {
+            CustomerKeySource::parse(s)
+                .and_then(CustomerKeyRef::resolve)
+                .map(|(key_ref, _key)| key_ref)
+        })
+        .transpose()
+        .map_err(|e| CliError::input(format!("--source-sse-c {e}")))?;
+    if args.bucket_key && !matches!(sse, SseSpec::SseKms { .. }) {
+        return Err(CliError::input(format!(
+            "--bucket-key applies to SSE-KMS only; --sse is {}",
+            sse.mode()
+        )));
+    }
+
+    let filter = Filter {
+        prefix: args.prefix.clone().filter(|p| !p.is_empty()),
+        suffix: args.suffix.clone().filter(|s| !s.is_empty()),
+        min_size: args
+            .min_size
+            .as_deref()
+            .map(|s| parse_size(s).map_err(|e| CliError::input(format!("--min-size {e}"))))
+            .transpose()?,
+        max_size: args
+            .max_size
+            .as_deref()
+            .map(|s| parse_size(s).map_err(|e| CliError::input(format!("--max-size {e}"))))
+            .transpose()?,
+        modified_after: args
+            .modified_after
+            .as_deref()
+            .map(|s| parse_time(s).map_err(|e| CliError::input(format!("--modified-after {e}"))))
+            .transpose()?,
+        modified_before: args
+            .modified_before
+            .as_deref()
+            .map(|s| parse_time(s).map_err(|e| CliError::input(format!("--modified-before {e}"))))
+            .transpose()?,
+        storage_classes: args
+            .storage_class
+            .iter()
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        encryption: args
+            .match_encryption
+            .iter()
+            .map(|m| m.parse::<SseMode>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| CliError::input(format!("--match-encryption: {e}")))?,
+    };
+    if let (Some(min), Some(max)) = (filter.min_size, filter.max_size)
+        && min > max
+    {
+        return Err(CliError::input(format!(
+            "--min-size ({min}) is larger than --max-size ({max}): no object can match"
+        )));
+    }
+    if let (Some(after), Some(before)) = (filter.modified_after, filter.modified_before)
+        && after >= before
+    {
+        return Err(CliError::input(
+            "--modified-after is not before --modified-before: no object can match",
+        ));
+    }
+
+    if args.description.chars().count() > 256 {
+        return Err(CliError::input(
+            "--description is longer than 256 characters",
+        ));
+    }
+    let report = match &args.report {
+        None => None,
+        Some(dest) if dest.starts_with("s3://") => {
+            return Err(CliError::input(format!(
+                "--report {dest}: reports are written to a local folder in this version"
+            )));
+        }
+        Some(dest) => Some(ReportSpec {
+            destination: std::path::absolute(dest)
+                .map_err(|e| CliError::input(format!("--report {dest}: {e}")))?
+                .display()
+                .to_string(),
+            scope: args.report_scope.unwrap_or(ReportScope::All),
+        }),
+    };
+
+    let manifest = Path::new(&args.manifest);
+    if args.manifest.starts_with("s3://") {
+        return Err(CliError::input(format!(
+            "--manifest {}: manifests are read from local files in this version",
+            args.manifest
+        )));
+    }
+    let manifest = std::path::absolute(manifest)
+        .map_err(|e| CliError::input(format!("--manifest {}: {e}", args.manifest)))?;
+
+    let spec = JobSpec {
+        sse,
+        source_sse_c,
+        bucket_key: args.bucket_key,
+        filter,
+        confirmation_required: args.confirmation_required,
+        report,
+    };
+    Ok((
+        NewJob {
+            spec,
+            priority: args.priority,
+            description: args.description.clone(),
+            manifest_location: manifest.display().to_string(),
+        },
+        manifest,
+    ))
+}
+
+/// Parses a size: bytes, or a number with a unit (K/KiB/M/MiB/G/GiB/T/TiB are powers of
+/// 1024; KB/MB/GB/TB powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (say 1048576, 10KiB, 5MB or 1GiB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Parses a time: RFC 3339 (`2024-05-01T12:00:00Z`) or a date (`2024-05-01`, midnight UTC).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(time.timestamp_millis());
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .map(|d| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_millis()
+        })
+        .map_err(|_| format!("{s:?} is not a time (say 2024-05-01 or 2024-05-01T12:00:00Z)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("10KiB"), Ok(10 << 10));
+        assert_eq!(parse_size("10k"), Ok(10 << 10));
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1000));
+        assert_eq!(parse_time("1970-01-01T01:00:00+01:00"), Ok(0));
+        assert!(parse_time("yesterday").is_err());
+    }
+}

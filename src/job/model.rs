@@ -1,0 +1,296 @@
+//! The job model: jobs, their statuses and the lifecycle that moves between them, tasks and
+//! their states, and the validated [`JobSpec`] a job runs by.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Filter, ManifestSummary};
+use crate::sse::{CustomerKeyRef, SseSpec};
+
+/// A job's status, with the names S3 Batch Operations uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    New,
+    Preparing,
+    Suspended,
+    Ready,
+    Active,
+    Pausing,
+    Paused,
+    Cancelling,
+    Cancelled,
+    Failing,
+    Failed,
+    Complete,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 12] = [
+        JobStatus::New,
+        JobStatus::Preparing,
+        JobStatus::Suspended,
+        JobStatus::Ready,
+        JobStatus::Active,
+        JobStatus::Pausing,
+        JobStatus::Paused,
+        JobStatus::Cancelling,
+        JobStatus::Cancelled,
+        JobStatus::Failing,
+        JobStatus::Failed,
+        JobStatus::Complete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::New => "New",
+            JobStatus::Preparing => "Preparing",
+            JobStatus::Suspended => "Suspended",
+            JobStatus::Ready => "Ready",
+            JobStatus::Active => "Active",
+            JobStatus::Pausing => "Pausing",
+            JobStatus::Paused => "Paused",
+            JobStatus::Cancelling => "Cancelling",
+            JobStatus::Cancelled => "Cancelled",
+            JobStatus::Failing => "Failing",
+            JobStatus::Failed => "Failed",
+            JobStatus::Complete => "Complete",
+        }
+    }
+
+    /// Complete, Cancelled and Failed: nothing moves a job out of these.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed
+        )
+    }
+
+    /// The status an operator's command leads to from this one, or why it is not allowed.
+    pub fn after(self, op: Operation) -> Result<JobStatus, String> {
+        use JobStatus::*;
+        let next = match (op, self) {
+            (Operation::Confirm, Suspended) => Ready,
+            (Operation::Pause, Ready) => Paused,
+            (Operation::Pause, Active) => Pausing,
+            (Operation::Resume, Paused) => Ready,
+            (Operation::Resume, Pausing) => Active,
+            (Operation::Cancel, New | Preparing | Suspended | Ready | Paused) => Cancelled,
+            (Operation::Cancel, Active | Pausing) => Cancelling,
+            (op, status) => {
+                let allowed = match op {
+                    Operation::Confirm => "a Suspended job",
+                    Operation::Pause => "a Ready or Active job",
+                    Operation::Resume => "a Paused or Pausing job",
+                    Operation::Cancel => "a job that is not Cancelling, Failing or finished",
+                };
+                return Err(format!(
+                    "cannot {} a job that is {}: only {allowed} can be {}",
+                    op.verb(),
+                    status,
+                    op.past()
+                ));
+            }
+        };
+        Ok(next)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown job status {s:?} (one of {})", names.join(", "))
+            })
+    }
+}
+
+/// What an operator can do to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Confirm,
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Operation {
+    fn verb(self) -> &'static str {
+        match self {
+            Operation::Confirm => "confirm",
+            Operation::Pause => "pause",
+            Operation::Resume => "resume",
+            Operation::Cancel => "cancel",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Operation::Confirm => "confirmed",
+            Operation::Pause => "paused",
+            Operation::Resume => "resumed",
+            Operation::Cancel => "cancelled",
+        }
+    }
+}
+
+/// A task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Pending,
+    Leased,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 5] = [
+        TaskState::Pending,
+        TaskState::Leased,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Leased => "leased",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Skipped => "skipped",
+        }
+    }
+}
+
+/// Which tasks a completion report lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportScope {
+    /// Every task.
+    All,
+    /// Only the tasks that failed.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSpec {
+    pub destination: String,
+    pub scope: ReportScope,
+}
+
+/// Everything a job does, validated once when the job is created. Holds no secret: an
+/// SSE-C key appears only as where it comes from and its MD5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub sse: SseSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sse_c: Option<CustomerKeyRef>,
+    #[serde(default)]
+    pub bucket_key: bool,
+    #[serde(default)]
+    pub filter: Filter,
+    #[serde(default)]
+    pub confirmation_required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSpec>,
+}
+
+/// Counts made while a manifest is ingested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestCounts {
+    /// Every data row of the manifest.
+    pub rows_read: u64,
+    /// Current-version rows that the filters left out.
+    pub rows_filtered: u64,
+    pub delete_markers: u64,
+    pub noncurrent_versions: u64,
+    /// Rows that became tasks.
+    pub tasks: u64,
+    /// Sum of the tasks' sizes, where the manifest gives them.
+    pub bytes: u64,
+}
+
+/// How many of a job's tasks are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    pub total: u64,
+    pub pending: u64,
+    pub leased: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+/// A job as the job store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub status: JobStatus,
+    pub priority: i64,
+    pub description: String,
+    pub spec: JobSpec,
+    /// What the user named as the manifest.
+    pub manifest_location: String,
+    /// Filled in once the manifest has been read.
+    pub manifest: Option<ManifestSummary>,
+    pub ingest: IngestCounts,
+    pub failure_reasons: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub(crate) pk: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_allows_only_what_it_should() {
+        use JobStatus::*;
+        assert_eq!(Suspended.after(Operation::Confirm), Ok(Ready));
+        assert_eq!(Ready.after(Operation::Pause), Ok(Paused));
+        assert_eq!(Active.after(Operation::Pause), Ok(Pausing));
+        assert_eq!(Paused.after(Operation::Resume), Ok(Ready));
+        assert_eq!(Pausing.after(Operation::Resume), Ok(Active));
+        assert_eq!(Paused.after(Operation::Cancel), Ok(Cancelled));
+        assert_eq!(Active.after(Operation::Cancel), Ok(Cancelling));
+        for status in [Complete, Cancelled, Failed] {
+            for op in [
+                Operation::Confirm,
+                Operation::Pause,
+                Operation::Resume,
+                Operation::Cancel,
+            ] {
+                assert!(status.after(op).is_err(), "{status} must not take {op:?}");
+            }
+        }
+        let err = Ready.after(Operation::Confirm).unwrap_err();
+        assert!(err.contains("only a Suspended job"), "{err}");
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>(), Ok(s));
+        }
+        assert_eq!("paused".parse::<JobStatus>(), Ok(JobStatus::Paused));
+        assert!("Running".parse::<JobStatus>().is_err());
+    }
+}
