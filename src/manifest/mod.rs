@@ -284,3 +284,6 @@ pub(crate) fn md5_file(path: &Path) -> Result<String, ManifestError> {
         .finish()
         .map_err(|e| ManifestError::io(path, e))
 }
+
+#[cfg(test)]
+mod tests;
