@@ -311,7 +311,8 @@ fn bad_manifests_are_refused_and_leave_no_runnable_job() {
     let good = gz(&inventory_rows(100));
     let mut truncated = gz(&inventory_rows(5000));
     truncated.truncate(truncated.len() / 2);
-    let inventory_cases: Vec<(Box<dyn Fn(&Env) -> std::path::PathBuf>, Vec<&str>)> = vec![
+    type MakeManifest<'a> = Box<dyn Fn(&Env) -> std::path::PathBuf + 'a>;
+    let inventory_cases: Vec<(MakeManifest, Vec<&str>)> = vec![
         (
             Box::new(|env: &Env| {
                 let path = env.inventory(SCHEMA, &[good.clone(), good.clone()]);
@@ -328,7 +329,7 @@ fn bad_manifests_are_refused_and_leave_no_runnable_job() {
             vec!["part1.csv.gz", "gzip"],
         ),
         (
-            Box::new(|env: &Env| env.inventory("Bucket, Size", &[good.clone()])),
+            Box::new(|env: &Env| env.inventory("Bucket, Size", std::slice::from_ref(&good))),
             vec!["manifest.json", "no Key column"],
         ),
         (

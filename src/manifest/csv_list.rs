@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use super::inventory::absolute;
 use super::keycode::decode_key;
 use super::{
-    Column, Entry, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row, RowKind,
+    Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
+    RowKind, next_record,
 };
 
 #[derive(Debug)]
@@ -46,24 +47,22 @@ impl CsvList {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(256 * 1024)
-            .from_reader(Md5Reader::new(BufReader::new(file)));
+            .from_reader(LineCounter::new(Md5Reader::new(BufReader::new(file))));
         let mut record = csv::ByteRecord::new();
         // (line, versioned) of the first row, to hold every later row to the same choice.
         let mut first: Option<(u64, bool)> = None;
         loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+            let line = match next_record(&mut reader, &mut record) {
+                Ok(None) => break,
+                Ok(Some(line)) => line,
+                Err((line, e)) => {
                     return Err(ManifestError::row(
                         path,
                         line,
                         format!("not valid CSV: {e}"),
                     ));
                 }
-            }
-            let line = record.position().map_or(0, |p| p.line());
+            };
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }
@@ -96,6 +95,7 @@ impl CsvList {
             })?;
         }
         let md5 = reader
+            .into_inner()
             .into_inner()
             .finish()
             .map_err(|e| ManifestError::io(path, e))?;

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::keycode::decode_key;
 use super::{
-    Column, Entry, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row, RowKind, hex,
+    Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
+    RowKind, hex, next_record,
 };
 use crate::sse::SseMode;
 
@@ -193,13 +194,12 @@ impl Inventory {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(256 * 1024)
-            .from_reader(gz);
+            .from_reader(LineCounter::new(gz));
         let mut record = csv::ByteRecord::new();
         let outcome = loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break Ok(()),
-                Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
+            match next_record(&mut reader, &mut record) {
+                Ok(None) => break Ok(()),
+                Ok(Some(line)) => {
                     let row = self
                         .parse_record(&record)
                         .map_err(|m| ManifestError::row(path, line, m));
@@ -207,8 +207,7 @@ impl Inventory {
                         break Err(e);
                     }
                 }
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+                Err((line, e)) => {
                     let message = match e.kind() {
                         csv::ErrorKind::Io(io) => format!("cannot decompress the gzip data: {io}"),
                         _ => format!("not valid CSV: {e}"),
@@ -223,6 +222,7 @@ impl Inventory {
         // The checksum is the stronger statement: a file that is not what manifest.json
         // promised is reported as such, even when the damage also broke a row.
         let md5 = reader
+            .into_inner()
             .into_inner()
             .into_inner()
             .finish()

@@ -268,6 +268,77 @@ impl<R: Read> Read for Md5Reader<R> {
     }
 }
 
+/// Counts lines in what is read through it, so that a CSV record's line can be named
+/// exactly (the csv crate's own count drifts on blank lines).
+pub(crate) struct LineCounter<R> {
+    inner: R,
+    read: u64,
+    /// Offsets of newlines read but not yet passed by a query.
+    ahead: std::collections::VecDeque<u64>,
+    passed: u64,
+}
+
+impl<R: Read> LineCounter<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            read: 0,
+            ahead: Default::default(),
+            passed: 0,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The line a record starts on, given the offset just past it (the reader's position
+    /// after reading it). Offsets must not go backwards between calls.
+    fn record_start_line(&mut self, end: u64, record: &csv::ByteRecord) -> u64 {
+        let last_byte = end.saturating_sub(1);
+        while self.ahead.front().is_some_and(|&nl| nl < last_byte) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        let inside: usize = record
+            .iter()
+            .map(|f| memchr::memchr_iter(b'\n', f).count())
+            .sum();
+        self.passed + 1 - inside as u64
+    }
+
+    /// The line after the last newline passed: where reading stopped.
+    fn current_line(&self) -> u64 {
+        self.passed + 1
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let base = self.read;
+        self.ahead
+            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the next record of a CSV reader over a [`LineCounter`]; gives the line it starts on.
+pub(crate) fn next_record<R: Read>(
+    reader: &mut csv::Reader<LineCounter<R>>,
+    record: &mut csv::ByteRecord,
+) -> Result<Option<u64>, (u64, csv::Error)> {
+    match reader.read_byte_record(record) {
+        Ok(false) => Ok(None),
+        Ok(true) => {
+            let end = reader.position().byte();
+            Ok(Some(reader.get_mut().record_start_line(end, record)))
+        }
+        Err(e) => Err((reader.get_ref().current_line(), e)),
+    }
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     bytes

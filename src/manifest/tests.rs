@@ -408,3 +408,18 @@ fn filters_apply_to_columns() {
         .matches(&no_size)
     );
 }
+
+#[test]
+fn line_numbers_count_blank_lines_and_quoted_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = csv_file(
+        dir.path(),
+        "bkt,a\n\n\nbkt,\"multi\nline\"\r\n\r\nbkt,b\nbkt,%C3%28\n",
+    );
+    let text = err_text(read_all(&path));
+    assert!(text.contains("list.csv line 8:"), "{text}");
+
+    let path = csv_file(dir.path(), "bkt,a\n\nbkt,\"x\ny\",v1\n");
+    let text = err_text(read_all(&path));
+    assert!(text.contains("list.csv line 3:"), "{text}");
+}
