@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: formatting, lints, unit and
+# integration tests (the integration tests run the real binary on real files).
+# CI runs exactly this, through .ci/run, on a clean clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --locked --all-targets
