@@ -1,1 +1,2 @@
 //! reseal: re-encrypt existing objects in place with a new server-side encryption mode.
+pub mod crypto;
