@@ -54,7 +54,9 @@ pub enum Error {
 
     /// A segment does not authenticate: altered bytes, segments swapped or moved, an
     /// edited header, other associated data, or the wrong data key.
-    #[error("segment {segment} failed authentication (altered or reordered data, or wrong key)")]
+    #[error(
+        "segment {segment} failed authentication (altered, reordered or cut data, or wrong key)"
+    )]
     SegmentAuth {
         /// Index of the segment that failed.
         segment: u64,
