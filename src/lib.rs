@@ -1,9 +1,11 @@
 //! reseal: re-encrypt existing objects in place with a new server-side encryption mode.
 //!
 //! The flow: [`manifest`] reads where the objects are, [`job`] records one task per object
-//! in the job store, and [`cli`] is the only part that talks to the terminal.
+//! in the job store, and [`cli`] is the only part that talks to the terminal. [`crypto`]
+//! is the encryption engine of the local store.
 
 pub mod cli;
+pub mod crypto;
 pub mod job;
 pub mod manifest;
 pub mod sse;
