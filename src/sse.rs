@@ -10,9 +10,10 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+pub use crate::crypto::CustomerKey;
 
 /// The encryption an object has, with the names S3 Inventory uses in `EncryptionStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,7 +146,7 @@ impl CustomerKeySource {
         };
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&bytes);
-        Ok(CustomerKey::new(key))
+        Ok(CustomerKey::from_bytes(key))
     }
 }
 
@@ -164,34 +165,6 @@ fn decode_base64_key(text: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     (decoded.len() == 32).then_some(decoded)
 }
 
-/// A loaded SSE-C customer key. The bytes are zeroized on drop and never printed.
-pub struct CustomerKey {
-    key: Zeroizing<[u8; 32]>,
-    md5: String,
-}
-
-impl CustomerKey {
-    pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
-        let md5 = BASE64.encode(Md5::digest(key.as_slice()));
-        CustomerKey { key, md5 }
-    }
-
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.key
-    }
-
-    /// Base64 of the key's MD5, as S3's `x-amz-server-side-encryption-customer-key-MD5`.
-    pub fn md5_base64(&self) -> &str {
-        &self.md5
-    }
-}
-
-impl fmt::Debug for CustomerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CustomerKey([REDACTED], md5 {})", self.md5)
-    }
-}
-
 /// An SSE-C key as a job records it: where it comes from and its MD5, to check that the
 /// key found at run time is the one the job was created with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +177,7 @@ impl CustomerKeyRef {
     /// Loads the key from its source (a check that it is readable and well formed).
     pub fn resolve(source: CustomerKeySource) -> Result<(Self, CustomerKey), SpecError> {
         let key = source.load()?;
-        let md5 = key.md5_base64().to_owned();
+        let md5 = key.md5_base64();
         Ok((CustomerKeyRef { source, md5 }, key))
     }
 }
@@ -369,9 +342,9 @@ mod tests {
             .unwrap()
             .load()
             .unwrap();
-        assert_eq!(a.bytes(), &[7u8; 32]);
+        assert_eq!(a.expose_secret(), &[7u8; 32]);
         assert_eq!(a.md5_base64(), b.md5_base64());
-        assert_eq!(a.md5_base64(), BASE64.encode(Md5::digest([7u8; 32])));
+        assert_eq!(a.md5_base64(), crate::crypto::key_md5_base64(&[7u8; 32]));
 
         let short = dir.path().join("short.key");
         std::fs::write(&short, [1u8; 16]).unwrap();
@@ -385,13 +358,5 @@ mod tests {
             .load()
             .unwrap_err();
         assert!(err.message.contains("not set"), "{err}");
-    }
-
-    #[test]
-    fn display_and_debug_never_show_key_bytes() {
-        let key = CustomerKey::new(Zeroizing::new([0xAB; 32]));
-        let debug = format!("{key:?}");
-        assert!(!debug.contains("171") && !debug.to_lowercase().contains("abab"));
-        assert!(!debug.contains(&BASE64.encode([0xAB; 32])));
     }
 }

@@ -15,3 +15,6 @@ cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --locked --all-targets
+
+echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
+cargo test --locked --features aws-lc --lib crypto
