@@ -9,3 +9,4 @@ pub mod crypto;
 pub mod job;
 pub mod manifest;
 pub mod sse;
+pub mod store;

@@ -1,5 +1,7 @@
 //! The arguments, as clap parses them. Values are turned into a `JobSpec` in `job.rs`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::job::ReportScope;
@@ -150,4 +152,17 @@ pub struct CreateArgs {
     /// Which tasks the report lists.
     #[arg(long, value_enum, requires = "report")]
     pub report_scope: Option<ReportScope>,
+}
+
+/// Where the local store is and how to unlock it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The local store's folder.
+    #[arg(long, env = "RESEAL_STORE", value_name = "DIR")]
+    pub store: PathBuf,
+
+    /// A file with the master key (32 raw bytes or their base64, mode 0600). Without it,
+    /// the master key is read from RESEAL_MASTER_KEY (base64).
+    #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
