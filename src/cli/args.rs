@@ -40,6 +40,19 @@ pub enum Command {
     /// Create, inspect and steer jobs.
     #[command(subcommand)]
     Job(JobCommand),
+    /// reseal's own local object store.
+    #[command(subcommand)]
+    Store(super::store::StoreCommand),
+    /// The local store's keys: SSE-S3 root key versions and the local KMS.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: super::keys::KeysCommand,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,11 +2,13 @@
 //! and prints. The only module that writes to the terminal.
 //!
 //! Exit codes: 0 success, 1 the command failed for a reason other than its input (the job
-//! store or a file could not be used), 2 bad usage or bad input.
+//! store, the local store or a file could not be used), 2 bad usage or bad input.
 
 mod args;
 mod job;
+mod keys;
 mod output;
+mod store;
 
 use std::process::ExitCode;
 
@@ -78,6 +80,8 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Job(command) => job::run(&cli.db, command).await,
+        Command::Store(command) => store::run(command),
+        Command::Keys(args) => keys::run(&args.store, args.command).await,
     }
 }
 

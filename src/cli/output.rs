@@ -45,7 +45,7 @@ impl<'a> JobView<'a> {
     }
 }
 
-fn emit(text: &str) -> CliResult {
+pub fn emit(text: &str) -> CliResult {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

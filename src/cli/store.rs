@@ -1,0 +1,524 @@
+//! `reseal store …`: the local store from the command line.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::args::{Output, StoreArgs};
+use super::output::{emit, human_bytes, print_json};
+use super::{CliError, CliResult};
+use crate::crypto::{CustomerKey, MasterKey};
+use crate::job::format_time;
+use crate::sse::{CustomerKeySource, SseSpec};
+use crate::store::{
+    DefaultEncryption, Encryption, ObjectMeta, PutOptions, Reencrypt, ReencryptMethod, SseState,
+    Store, StoreError,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create a store in DIR, with its root key and default KMS key (alias/aws/s3).
+    Init {
+        dir: PathBuf,
+        /// A file with the master key (32 raw bytes or base64, mode 0600); otherwise
+        /// RESEAL_MASTER_KEY.
+        #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
+    },
+    /// Make a bucket.
+    Mb {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        /// The bucket's default encryption: sse-s3 (the default), sse-kms[:KEY] or dsse-kms:KEY.
+        #[arg(long, value_name = "SPEC")]
+        default_sse: Option<String>,
+        /// Use a bucket key with the SSE-KMS default.
+        #[arg(long)]
+        bucket_key: bool,
+    },
+    /// Write an object from FILE (or standard input).
+    Put {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        key: String,
+        /// The file to store; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// sse-s3 | sse-kms[:KEY] | dsse-kms:KEY | sse-c:@FILE | sse-c:env:VAR | none
+        /// (plaintext). Without it, the bucket's default encryption.
+        #[arg(long, value_name = "SPEC")]
+        sse: Option<String>,
+        #[arg(long)]
+        bucket_key: bool,
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
+        /// User metadata, repeatable.
+        #[arg(long, value_name = "K=V")]
+        metadata: Vec<String>,
+        /// A tag, repeatable.
+        #[arg(long, value_name = "K=V")]
+        tag: Vec<String>,
+    },
+    /// Read an object (or a byte range of it).
+    Get {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        key: String,
+        /// Bytes A-B (inclusive, as HTTP Range), A- (to the end) or -N (the last N).
+        #[arg(long, value_name = "A-B")]
+        range: Option<String>,
+        /// The object's SSE-C key: @FILE or env:VAR.
+        #[arg(long, value_name = "KEY")]
+        sse_c: Option<String>,
+        /// Write here (atomically, once the object has been read whole) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show an object's size, ETag, encryption, metadata, tags and times.
+    Head {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        key: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List buckets, or the objects of a bucket.
+    Ls {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: Option<String>,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete an object.
+    Rm {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        key: String,
+    },
+    /// Re-encrypt one object in place with a new encryption.
+    Reencrypt {
+        #[command(flatten)]
+        store: StoreArgs,
+        bucket: String,
+        key: String,
+        #[arg(long, value_name = "SPEC")]
+        sse: String,
+        #[arg(long)]
+        bucket_key: bool,
+        /// The object's current SSE-C key: @FILE or env:VAR.
+        #[arg(long, value_name = "KEY")]
+        source_sse_c: Option<String>,
+        /// Only if the object's ETag is still this.
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+        /// When only the sealing key changes, re-seal the data key instead of rewriting data.
+        #[arg(long)]
+        fast: bool,
+    },
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        if e.is_user_error() {
+            CliError::input(e)
+        } else {
+            CliError::failed(e)
+        }
+    }
+}
+
+fn master_key(file: Option<&Path>) -> Result<MasterKey, CliError> {
+    MasterKey::load(file).map_err(CliError::input)
+}
+
+pub fn open(args: &StoreArgs) -> Result<Store, CliError> {
+    Ok(Store::open(&args.store, master_key(args.master_key_file.as_deref())?)?)
+}
+
+pub fn run(command: StoreCommand) -> CliResult {
+    match command {
+        StoreCommand::Init {
+            dir,
+            master_key_file,
+        } => {
+            let master = master_key(master_key_file.as_deref())?;
+            let store = Store::init(&dir, master)?;
+            drop(store);
+            eprintln!("initialised a reseal store in {}", dir.display());
+            Ok(())
+        }
+        StoreCommand::Mb {
+            store,
+            bucket,
+            default_sse,
+            bucket_key,
+        } => {
+            let default = default_sse
+                .map(|s| match parse_encryption(&s, bucket_key)? {
+                    Encryption::SseS3 => Ok(DefaultEncryption::SseS3),
+                    Encryption::SseKms { key_id, bucket_key } => {
+                        Ok(DefaultEncryption::SseKms { key_id, bucket_key })
+                    }
+                    Encryption::DsseKms { key_id } => Ok(DefaultEncryption::DsseKms { key_id }),
+                    _ => Err(CliError::input(format!(
+                        "--default-sse {s}: a bucket default is sse-s3, sse-kms[:KEY] or dsse-kms:KEY"
+                    ))),
+                })
+                .transpose()?;
+            open(&store)?.create_bucket(&bucket, default)?;
+            eprintln!("made bucket {bucket}");
+            Ok(())
+        }
+        StoreCommand::Put {
+            store,
+            bucket,
+            key,
+            file,
+            sse,
+            bucket_key,
+            content_type,
+            metadata,
+            tag,
+        } => {
+            let store = open(&store)?;
+            let options = PutOptions {
+                encryption: sse.map(|s| parse_encryption(&s, bucket_key)).transpose()?,
+                content_type,
+                metadata: parse_pairs("--metadata", &metadata)?,
+                tags: parse_pairs("--tag", &tag)?,
+            };
+            let meta = match file.as_deref() {
+                None => store.put(&bucket, &key, std::io::stdin().lock(), options)?,
+                Some(p) if p == Path::new("-") => {
+                    store.put(&bucket, &key, std::io::stdin().lock(), options)?
+                }
+                Some(p) => {
+                    let f = std::fs::File::open(p)
+                        .map_err(|e| CliError::input(format!("{}: {e}", p.display())))?;
+                    store.put(&bucket, &key, std::io::BufReader::new(f), options)?
+                }
+            };
+            eprintln!(
+                "put {bucket}/{key}: {} bytes, ETag {}, {}",
+                meta.size,
+                meta.etag,
+                meta.sse.mode()
+            );
+            Ok(())
+        }
+        StoreCommand::Get {
+            store,
+            bucket,
+            key,
+            range,
+            sse_c,
+            output,
+        } => {
+            let store = open(&store)?;
+            let customer = sse_c.map(|s| load_customer_key("--sse-c", &s)).transpose()?;
+            let range = match range {
+                None => None,
+                Some(r) => {
+                    let size = store.head(&bucket, &key)?.size;
+                    Some(parse_range(&r, size)?)
+                }
+            };
+            match output {
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                    match out.flush() {
+                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                            return Err(CliError::failed(format!("stdout: {e}")));
+                        }
+                        _ => {}
+                    }
+                }
+                Some(path) => {
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    let mut tmp = tempfile_in(dir)?;
+                    {
+                        let mut out = std::io::BufWriter::new(tmp.file());
+                        store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                        out.flush()
+                            .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+                    }
+                    tmp.commit(&path)
+                        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+                }
+            }
+            Ok(())
+        }
+        StoreCommand::Head {
+            store,
+            bucket,
+            key,
+            output,
+        } => {
+            let meta = open(&store)?.head(&bucket, &key)?;
+            let view = ObjectView::from(&meta);
+            match output {
+                Output::Json => print_json(&view),
+                Output::Table => {
+                    let mut text = format!(
+                        "Key           {}\nSize          {} ({})\nETag          \"{}\"\nEncryption    {}\n",
+                        view.key,
+                        view.size,
+                        human_bytes(view.size),
+                        view.etag,
+                        view.encryption
+                    );
+                    if let Some(k) = &view.kms_key_id {
+                        text.push_str(&format!("KMS key       {k}\n"));
+                    }
+                    if let Some(v) = view.key_version {
+                        text.push_str(&format!("Key version   {v}\n"));
+                    }
+                    if let Some(m) = &view.sse_customer_key_md5 {
+                        text.push_str(&format!("SSE-C key MD5 {m}\n"));
+                    }
+                    if let Some(t) = &view.content_type {
+                        text.push_str(&format!("Content-Type  {t}\n"));
+                    }
+                    for (k, v) in view.metadata {
+                        text.push_str(&format!("Metadata      {k}={v}\n"));
+                    }
+                    for (k, v) in view.tags {
+                        text.push_str(&format!("Tag           {k}={v}\n"));
+                    }
+                    text.push_str(&format!(
+                        "Created       {}\nModified      {}\n",
+                        view.created, view.modified
+                    ));
+                    emit(&text)
+                }
+            }
+        }
+        StoreCommand::Ls {
+            store,
+            bucket,
+            prefix,
+            output,
+        } => {
+            let store = open(&store)?;
+            match bucket {
+                None => {
+                    let buckets = store.list_buckets()?;
+                    match output {
+                        Output::Json => print_json(&buckets),
+                        Output::Table => emit(
+                            &buckets
+                                .iter()
+                                .map(|b| format!("{}  {}\n", format_time(b.created), b.name))
+                                .collect::<String>(),
+                        ),
+                    }
+                }
+                Some(bucket) => {
+                    let objects = store.list(&bucket, &prefix)?;
+                    let views: Vec<ObjectView> = objects.iter().map(ObjectView::from).collect();
+                    match output {
+                        Output::Json => print_json(&views),
+                        Output::Table => emit(
+                            &views
+                                .iter()
+                                .map(|o| {
+                                    format!(
+                                        "{}  {:>12}  {:<8}  {}\n",
+                                        o.modified, o.size, o.encryption, o.key
+                                    )
+                                })
+                                .collect::<String>(),
+                        ),
+                    }
+                }
+            }
+        }
+        StoreCommand::Rm { store, bucket, key } => {
+            open(&store)?.delete(&bucket, &key)?;
+            eprintln!("deleted {bucket}/{key}");
+            Ok(())
+        }
+        StoreCommand::Reencrypt {
+            store,
+            bucket,
+            key,
+            sse,
+            bucket_key,
+            source_sse_c,
+            if_match,
+            fast,
+        } => {
+            let store = open(&store)?;
+            let to = parse_encryption(&sse, bucket_key)?;
+            if matches!(to, Encryption::None) {
+                return Err(CliError::input(
+                    "--sse none: re-encryption makes objects encrypted, not plaintext",
+                ));
+            }
+            let source_key = source_sse_c
+                .map(|s| load_customer_key("--source-sse-c", &s))
+                .transpose()?;
+            let (meta, method) = store.reencrypt(
+                &bucket,
+                &key,
+                &Reencrypt {
+                    to,
+                    if_match: if_match.as_deref(),
+                    source_key: source_key.as_ref(),
+                    fast_path: fast,
+                },
+            )?;
+            eprintln!(
+                "re-encrypted {bucket}/{key} to {} ({})",
+                meta.sse.mode(),
+                match method {
+                    ReencryptMethod::Rewrite => "new data key, data rewritten",
+                    ReencryptMethod::Reseal => "data key re-sealed, data unchanged",
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// An object as `head` and `ls` show it: no sealed keys, no salts.
+#[derive(Debug, Serialize)]
+pub struct ObjectView {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub encryption: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_key: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse_customer_key_md5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub created: String,
+    pub modified: String,
+}
+
+impl From<&ObjectMeta> for ObjectView {
+    fn from(m: &ObjectMeta) -> Self {
+        ObjectView {
+            bucket: m.bucket.clone(),
+            key: m.key.clone(),
+            size: m.size,
+            etag: m.etag.clone(),
+            encryption: m.sse.mode().to_string(),
+            kms_key_id: m.sse.kms_key_id().map(str::to_owned),
+            key_version: m.sse.key_version(),
+            bucket_key: match &m.sse {
+                SseState::SseKms { bucket_key, .. } => Some(*bucket_key),
+                _ => None,
+            },
+            sse_customer_key_md5: match &m.sse {
+                SseState::SseC { key_md5, .. } => Some(key_md5.clone()),
+                _ => None,
+            },
+            content_type: m.content_type.clone(),
+            metadata: m.metadata.clone(),
+            tags: m.tags.clone(),
+            created: format_time(m.created),
+            modified: format_time(m.modified),
+        }
+    }
+}
+
+/// Parses `--sse` for the store: an [`SseSpec`] or `none`, with the SSE-C key loaded.
+pub fn parse_encryption(text: &str, bucket_key: bool) -> Result<Encryption, CliError> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Encryption::None);
+    }
+    let spec = SseSpec::parse(text).map_err(|e| CliError::input(format!("--sse {e}")))?;
+    if bucket_key && !matches!(spec, SseSpec::SseKms { .. }) {
+        return Err(CliError::input("--bucket-key applies to SSE-KMS only"));
+    }
+    Ok(match spec {
+        SseSpec::SseS3 => Encryption::SseS3,
+        SseSpec::SseKms { key_id } => Encryption::SseKms { key_id, bucket_key },
+        SseSpec::DsseKms { key_id } => Encryption::DsseKms { key_id },
+        SseSpec::SseC { key } => Encryption::SseC(
+            key.source
+                .load()
+                .map_err(|e| CliError::input(format!("--sse {e}")))?,
+        ),
+    })
+}
+
+fn load_customer_key(flag: &str, text: &str) -> Result<CustomerKey, CliError> {
+    CustomerKeySource::parse(text)
+        .and_then(|s| s.load())
+        .map_err(|e| CliError::input(format!("{flag} {e}")))
+}
+
+fn parse_pairs(flag: &str, pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| CliError::input(format!("{flag} {p:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// Parses an HTTP-style byte range against an object of `size` bytes; gives start..end
+/// (end exclusive).
+pub fn parse_range(text: &str, size: u64) -> Result<std::ops::Range<u64>, CliError> {
+    let bad = || {
+        CliError::input(format!(
+            "--range {text:?}: expected A-B (inclusive), A- or -N within the object's {size} bytes"
+        ))
+    };
+    let t = text.trim().trim_start_matches("bytes=");
+    let (a, b) = t.split_once('-').ok_or_else(bad)?;
+    let range = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            size.saturating_sub(n)..size
+        }
+        (a, "") => a.parse().map_err(|_| bad())?..size,
+        (a, b) => {
+            let a: u64 = a.parse().map_err(|_| bad())?;
+            let b: u64 = b.parse().map_err(|_| bad())?;
+            if b < a {
+                return Err(bad());
+            }
+            a..(b + 1).min(size)
+        }
+    };
+    if range.start > range.end || (range.start >= size && size > 0) {
+        return Err(bad());
+    }
+    Ok(range)
+}
+
+fn tempfile_in(dir: &Path) -> Result<crate::store::atomic::AtomicFile, CliError> {
+    crate::store::atomic::AtomicFile::create(dir)
+        .map_err(|e| CliError::failed(format!("{}: {e}", dir.display())))
+}
+
