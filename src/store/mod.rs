@@ -2,3 +2,4 @@
 //! and does the server-side encryption itself with the [`crate::crypto`] engine.
 
 pub mod atomic;
+pub mod keys;
