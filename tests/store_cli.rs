@@ -101,15 +101,33 @@ fn put_get_head_ls_rm_in_every_mode() {
     ] {
         let r = s.store_cmd(
             "put",
-            &["bkt", key, file.to_str().unwrap(), "--sse", sse, "--content-type", "application/x-test",
-              "--metadata", "owner=ops", "--tag", "team=blue"],
+            &[
+                "bkt",
+                key,
+                file.to_str().unwrap(),
+                "--sse",
+                sse,
+                "--content-type",
+                "application/x-test",
+                "--metadata",
+                "owner=ops",
+                "--tag",
+                "team=blue",
+            ],
         );
         assert_eq!(r.code, 0, "{key}: {}", r.stderr);
-        let extra: Vec<&str> = if mode == "SSE-C" { vec!["--sse-c", &ssec[6..]] } else { vec![] };
+        let extra: Vec<&str> = if mode == "SSE-C" {
+            vec!["--sse-c", &ssec[6..]]
+        } else {
+            vec![]
+        };
         assert_eq!(s.get_bytes(key, &extra), body(700_000), "{key}");
         let mut ranged = extra.clone();
         ranged.extend(["--range", "262140-262150"]);
-        assert_eq!(s.get_bytes(key, &ranged), body(700_000)[262140..=262150].to_vec());
+        assert_eq!(
+            s.get_bytes(key, &ranged),
+            body(700_000)[262140..=262150].to_vec()
+        );
         let head = s.head(key);
         assert_eq!(head["encryption"], mode);
         assert_eq!(head["size"], 700_000);
@@ -119,19 +137,35 @@ fn put_get_head_ls_rm_in_every_mode() {
         assert_eq!(head["etag"], common::md5_hex(&body(700_000)));
     }
     // Without --sse, the bucket default: SSE-S3. From stdin.
-    let r = s.run(&["store", "put", "--store", &s.dir, "bkt", "stdin-object"], Some(b"from stdin"));
+    let r = s.run(
+        &["store", "put", "--store", &s.dir, "bkt", "stdin-object"],
+        Some(b"from stdin"),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(s.head("stdin-object")["encryption"], "SSE-S3");
 
     let ls: Vec<serde_json::Value> =
         serde_json::from_str(&s.store_cmd("ls", &["bkt", "--output", "json"]).stdout).unwrap();
     assert_eq!(ls.len(), 6);
-    let r = s.store_cmd("get", &["bkt", "c", "-o", s.env.path("x").to_str().unwrap()]);
+    let r = s.store_cmd(
+        "get",
+        &["bkt", "c", "-o", s.env.path("x").to_str().unwrap()],
+    );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("bkt/c is encrypted with SSE-C"), "{}", r.stderr);
-    assert!(!s.env.path("x").exists(), "a failed get leaves no output file");
+    assert!(
+        r.stderr.contains("bkt/c is encrypted with SSE-C"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !s.env.path("x").exists(),
+        "a failed get leaves no output file"
+    );
     let wrong = s.env.write("wrong.key", &[8u8; 32]);
-    let r = s.store_cmd("get", &["bkt", "c", "--sse-c", &format!("@{}", wrong.display())]);
+    let r = s.store_cmd(
+        "get",
+        &["bkt", "c", "--sse-c", &format!("@{}", wrong.display())],
+    );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("access denied"), "{}", r.stderr);
 
@@ -145,12 +179,21 @@ fn put_get_head_ls_rm_in_every_mode() {
 fn reencrypt_in_place_from_the_command_line() {
     let s = Store::new();
     let file = s.env.write("in.bin", &body(300_000));
-    s.store_cmd("put", &["bkt", "o", file.to_str().unwrap(), "--sse", "none"]);
+    s.store_cmd(
+        "put",
+        &["bkt", "o", file.to_str().unwrap(), "--sse", "none"],
+    );
     let etag = s.head("o")["etag"].as_str().unwrap().to_owned();
-    let r = s.store_cmd("reencrypt", &["bkt", "o", "--sse", "sse-kms", "--if-match", "0000"]);
+    let r = s.store_cmd(
+        "reencrypt",
+        &["bkt", "o", "--sse", "sse-kms", "--if-match", "0000"],
+    );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("precondition failed"), "{}", r.stderr);
-    let r = s.store_cmd("reencrypt", &["bkt", "o", "--sse", "sse-kms", "--if-match", &etag]);
+    let r = s.store_cmd(
+        "reencrypt",
+        &["bkt", "o", "--sse", "sse-kms", "--if-match", &etag],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(s.head("o")["encryption"], "SSE-KMS");
     assert_eq!(s.get_bytes("o", &[]), body(300_000));
@@ -167,13 +210,22 @@ fn a_master_key_is_required_and_a_readable_key_file_refused() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     let text = String::from_utf8_lossy(&r.stderr);
-    assert!(text.contains("RESEAL_MASTER_KEY") && text.contains("--master-key-file"), "{text}");
+    assert!(
+        text.contains("RESEAL_MASTER_KEY") && text.contains("--master-key-file"),
+        "{text}"
+    );
 
     let key = env.write("master.key", &MASTER);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = Command::new(env!("CARGO_BIN_EXE_reseal"))
-        .args(["store", "init", dir.to_str().unwrap(), "--master-key-file", key.to_str().unwrap()])
+        .args([
+            "store",
+            "init",
+            dir.to_str().unwrap(),
+            "--master-key-file",
+            key.to_str().unwrap(),
+        ])
         .env_remove("RESEAL_MASTER_KEY")
         .output()
         .unwrap();
@@ -181,21 +233,37 @@ fn a_master_key_is_required_and_a_readable_key_file_refused() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("chmod 600"));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let r = Command::new(env!("CARGO_BIN_EXE_reseal"))
-        .args(["store", "init", dir.to_str().unwrap(), "--master-key-file", key.to_str().unwrap()])
+        .args([
+            "store",
+            "init",
+            dir.to_str().unwrap(),
+            "--master-key-file",
+            key.to_str().unwrap(),
+        ])
         .env_remove("RESEAL_MASTER_KEY")
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 #[test]
 fn a_writer_killed_mid_write_leaves_the_old_object() {
     let s = Store::new();
     let old = s.env.write("old.bin", &body(100_000));
-    s.store_cmd("put", &["bkt", "obj", old.to_str().unwrap(), "--sse", "sse-s3"]);
+    s.store_cmd(
+        "put",
+        &["bkt", "obj", old.to_str().unwrap(), "--sse", "sse-s3"],
+    );
     for round in 0..3 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_reseal"))
-            .args(["store", "put", "--store", &s.dir, "bkt", "obj", "-", "--sse", "sse-kms"])
+            .args([
+                "store", "put", "--store", &s.dir, "bkt", "obj", "-", "--sse", "sse-kms",
+            ])
             .env("RESEAL_MASTER_KEY", master_b64())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -227,14 +295,31 @@ fn keys_create_disable_enable_rotate_and_audit() {
         all.extend_from_slice(args);
         s.run(&all, None)
     };
-    let r = keys(&["create", "--alias", "billing", "--description", "billing data"]);
+    let r = keys(&[
+        "create",
+        "--alias",
+        "billing",
+        "--description",
+        "billing data",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list = keys(&["list", "--output", "json"]);
     assert_eq!(list.code, 0, "{}", list.stderr);
     let list: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap();
     assert_eq!(list.len(), 2, "the default key and the new one");
     let file = s.env.write("in.bin", b"hello");
-    let put = |key: &str| s.store_cmd("put", &["bkt", key, file.to_str().unwrap(), "--sse", "sse-kms:alias/billing"]);
+    let put = |key: &str| {
+        s.store_cmd(
+            "put",
+            &[
+                "bkt",
+                key,
+                file.to_str().unwrap(),
+                "--sse",
+                "sse-kms:alias/billing",
+            ],
+        )
+    };
     assert_eq!(put("a").code, 0);
 
     assert_eq!(keys(&["disable", "alias/billing"]).code, 0);
@@ -253,15 +338,27 @@ fn keys_create_disable_enable_rotate_and_audit() {
     assert_eq!(s.get_bytes("a", &[]), b"hello");
 
     assert_eq!(keys(&["rotate-root"]).code, 0);
-    s.store_cmd("put", &["bkt", "s3", file.to_str().unwrap(), "--sse", "sse-s3"]);
+    s.store_cmd(
+        "put",
+        &["bkt", "s3", file.to_str().unwrap(), "--sse", "sse-s3"],
+    );
     assert_eq!(s.head("s3")["key_version"], 2);
 
     let audit = keys(&["audit", "--key", "billing", "--output", "json"]);
     assert_eq!(audit.code, 0, "{}", audit.stderr);
     let records: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
-    let ops: Vec<&str> = records.iter().map(|r| r["operation"].as_str().unwrap()).collect();
-    assert!(ops.contains(&"GenerateDataKey") && ops.contains(&"Decrypt"), "{ops:?}");
-    assert!(records.iter().any(|r| r["outcome"] == "error"), "the refused uses are audited");
+    let ops: Vec<&str> = records
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.contains(&"GenerateDataKey") && ops.contains(&"Decrypt"),
+        "{ops:?}"
+    );
+    assert!(
+        records.iter().any(|r| r["outcome"] == "error"),
+        "the refused uses are audited"
+    );
 }
 
 #[test]
@@ -273,10 +370,31 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
     let ssec = format!("@{}", key_file.display());
     let mut outputs = String::new();
     for args in [
-        vec!["store", "put", "--store", &s.dir, "bkt", "o", file.to_str().unwrap(), "--sse", "sse-kms"],
-        vec!["store", "reencrypt", "--store", &s.dir, "bkt", "o", "--sse", "sse-s3"],
+        vec![
+            "store",
+            "put",
+            "--store",
+            &s.dir,
+            "bkt",
+            "o",
+            file.to_str().unwrap(),
+            "--sse",
+            "sse-kms",
+        ],
+        vec![
+            "store",
+            "reencrypt",
+            "--store",
+            &s.dir,
+            "bkt",
+            "o",
+            "--sse",
+            "sse-s3",
+        ],
         vec!["store", "get", "--store", &s.dir, "bkt", "o"],
-        vec!["store", "head", "--store", &s.dir, "bkt", "o", "--output", "json"],
+        vec![
+            "store", "head", "--store", &s.dir, "bkt", "o", "--output", "json",
+        ],
     ] {
         let mut args = args.clone();
         args.splice(0..0, ["--log-format", "json"]);
@@ -286,9 +404,32 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
     }
     let sse_c = format!("sse-c:{ssec}");
     for args in [
-        vec!["store", "put", "--store", &s.dir, "bkt", "c", file.to_str().unwrap(), "--sse", &sse_c],
-        vec!["store", "get", "--store", &s.dir, "bkt", "c", "--sse-c", &ssec, "-o", "/dev/null"],
-        vec!["store", "head", "--store", &s.dir, "bkt", "c", "--output", "json"],
+        vec![
+            "store",
+            "put",
+            "--store",
+            &s.dir,
+            "bkt",
+            "c",
+            file.to_str().unwrap(),
+            "--sse",
+            &sse_c,
+        ],
+        vec![
+            "store",
+            "get",
+            "--store",
+            &s.dir,
+            "bkt",
+            "c",
+            "--sse-c",
+            &ssec,
+            "-o",
+            "/dev/null",
+        ],
+        vec![
+            "store", "head", "--store", &s.dir, "bkt", "c", "--output", "json",
+        ],
         vec!["keys", "--store", &s.dir, "audit", "--output", "json"],
     ] {
         let r = s.run(&args, None);
@@ -301,7 +442,11 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { files.push(std::fs::read(p).unwrap()) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                files.push(std::fs::read(p).unwrap())
+            }
         }
     }
     for secret in [MASTER, customer] {
@@ -309,11 +454,17 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
         for form in [B64.encode(secret), hex.clone(), hex.to_uppercase()] {
             assert!(!outputs.contains(&form), "a key appears in the output");
             for f in &files {
-                assert!(!f.windows(form.len()).any(|w| w == form.as_bytes()), "a key is stored");
+                assert!(
+                    !f.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "a key is stored"
+                );
             }
         }
         for f in &files {
-            assert!(!f.windows(32).any(|w| w == secret), "raw key bytes are stored");
+            assert!(
+                !f.windows(32).any(|w| w == secret),
+                "raw key bytes are stored"
+            );
         }
     }
 }
@@ -325,15 +476,29 @@ fn the_known_answer_store_stays_readable() {
     let env = Env::new();
     let src = repo_path("tests/data/known-store");
     let dir = env.path("known-store");
-    let status = Command::new("cp").arg("-a").arg(&src).arg(&dir).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(status.success());
     let key = repo_path("tests/data/known-store.customer-key");
     let master = std::fs::read_to_string(repo_path("tests/data/known-store.master-key")).unwrap();
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_path("tests/data/known-store.json")).unwrap()).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("tests/data/known-store.json")).unwrap(),
+    )
+    .unwrap();
     for object in expected.as_array().unwrap() {
         let name = object["key"].as_str().unwrap();
-        let mut args = vec!["store", "get", "--store", dir.to_str().unwrap(), "bkt", name];
+        let mut args = vec![
+            "store",
+            "get",
+            "--store",
+            dir.to_str().unwrap(),
+            "bkt",
+            name,
+        ];
         let key_arg = format!("@{}", key.display());
         if object["encryption"] == "SSE-C" {
             args.extend(["--sse-c", &key_arg]);
@@ -343,8 +508,20 @@ fn the_known_answer_store_stays_readable() {
             .env("RESEAL_MASTER_KEY", master.trim())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(common::md5_hex(&out.stdout), object["etag"].as_str().unwrap(), "{name}");
-        assert_eq!(out.stdout.len() as u64, object["size"].as_u64().unwrap(), "{name}");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            common::md5_hex(&out.stdout),
+            object["etag"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            out.stdout.len() as u64,
+            object["size"].as_u64().unwrap(),
+            "{name}"
+        );
     }
 }

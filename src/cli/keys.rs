@@ -1,8 +1,6 @@
 //! `reseal keys …`: the local KMS and the store's root key. Loads the master key, opens
 //! the store's [`KeyManager`] and prints; the keys themselves are `store::keys`' business.
 
-use std::io::Write;
-
 use clap::Subcommand;
 
 use super::args::{Output, StoreArgs};
@@ -71,7 +69,7 @@ pub async fn run(store: &StoreArgs, command: KeysCommand) -> CliResult {
             let key = keys
                 .create_key(alias.as_deref(), &description)
                 .map_err(key_error)?;
-            emit(&format!("{}\n", key.id))?;
+            output::emit(&format!("{}\n", key.id))?;
             match key.aliases.first() {
                 Some(alias) => eprintln!("KMS key {} created ({alias})", key.id),
                 None => eprintln!("KMS key {} created", key.id),
@@ -81,14 +79,14 @@ pub async fn run(store: &StoreArgs, command: KeysCommand) -> CliResult {
         KeysCommand::List { output } => {
             let list = keys.list_keys().map_err(key_error)?;
             match output {
-                Output::Table => emit(&key_table(&list)),
+                Output::Table => output::emit(&key_table(&list)),
                 Output::Json => output::print_json(&list),
             }
         }
         KeysCommand::Describe { key, output } => {
             let key = keys.describe_key(&key).map_err(key_error)?;
             match output {
-                Output::Table => emit(&describe(&key)),
+                Output::Table => output::emit(&describe(&key)),
                 Output::Json => output::print_json(&key),
             }
         }
@@ -118,7 +116,7 @@ pub async fn run(store: &StoreArgs, command: KeysCommand) -> CliResult {
         KeysCommand::Audit { key, output } => {
             let records = keys.audit(key.as_deref()).map_err(key_error)?;
             match output {
-                Output::Table => emit(&records.iter().map(audit_line).collect::<String>()),
+                Output::Table => output::emit(&records.iter().map(audit_line).collect::<String>()),
                 Output::Json => output::print_json(&records),
             }
         }
@@ -130,20 +128,6 @@ fn key_error(e: KeyError) -> CliError {
         CliError::input(e)
     } else {
         CliError::failed(e)
-    }
-}
-
-/// Writes to stdout; a closed pipe (`reseal keys audit | head`) is not an error.
-fn emit(text: &str) -> CliResult {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::failed(format!("cannot write to stdout: {e}")))
-        }
-        _ => Ok(()),
     }
 }
 

@@ -142,7 +142,10 @@ fn master_key(file: Option<&Path>) -> Result<MasterKey, CliError> {
 }
 
 pub fn open(args: &StoreArgs) -> Result<Store, CliError> {
-    Ok(Store::open(&args.store, master_key(args.master_key_file.as_deref())?)?)
+    Ok(Store::open(
+        &args.store,
+        master_key(args.master_key_file.as_deref())?,
+    )?)
 }
 
 pub fn run(command: StoreCommand) -> CliResult {
@@ -225,7 +228,9 @@ pub fn run(command: StoreCommand) -> CliResult {
             output,
         } => {
             let store = open(&store)?;
-            let customer = sse_c.map(|s| load_customer_key("--sse-c", &s)).transpose()?;
+            let customer = sse_c
+                .map(|s| load_customer_key("--sse-c", &s))
+                .transpose()?;
             let range = match range {
                 None => None,
                 Some(r) => {
@@ -521,4 +526,3 @@ fn tempfile_in(dir: &Path) -> Result<crate::store::atomic::AtomicFile, CliError>
     crate::store::atomic::AtomicFile::create(dir)
         .map_err(|e| CliError::failed(format!("{}: {e}", dir.display())))
 }
-

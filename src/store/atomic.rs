@@ -20,6 +20,7 @@ impl AtomicFile {
     pub fn create(tmp_dir: &Path) -> io::Result<AtomicFile> {
         let tmp = tmp_dir.join(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)

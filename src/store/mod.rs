@@ -35,9 +35,9 @@ use sha2::Sha256;
 use crate::crypto::{self, CustomerKey, DataKey, Engine, KeyFingerprint, MasterKey, Mode};
 use crate::sse::SseMode;
 use atomic::AtomicFile;
-use keys::{KeyError, KeyManager, KmsSealed};
-pub use object::{ObjectMeta, SseState};
+use keys::{KeyError, KeyManager};
 use object::MetaMacKey;
+pub use object::{ObjectMeta, SseState};
 
 const STORE_FILE: &str = "reseal-store.json";
 const FORMAT: u32 = 1;
@@ -153,13 +153,17 @@ pub enum StoreError {
     BucketExists(String),
     #[error("bucket {0:?} is not empty")]
     BucketNotEmpty(String),
-    #[error("{0:?} is not a valid bucket name (3 to 63 of a-z, 0-9, '.', '-'; starting and ending with a letter or digit)")]
+    #[error(
+        "{0:?} is not a valid bucket name (3 to 63 of a-z, 0-9, '.', '-'; starting and ending with a letter or digit)"
+    )]
     InvalidBucketName(String),
     #[error("invalid object key: {0}")]
     InvalidKey(String),
     #[error("no object {bucket}/{key}")]
     NoSuchKey { bucket: String, key: String },
-    #[error("{bucket}/{key}: precondition failed: expected ETag {expected}, the object has {actual}")]
+    #[error(
+        "{bucket}/{key}: precondition failed: expected ETag {expected}, the object has {actual}"
+    )]
     PreconditionFailed {
         bucket: String,
         key: String,
@@ -168,7 +172,9 @@ pub enum StoreError {
     },
     #[error("{bucket}/{key}: access denied: the SSE-C key given is not the object's key")]
     AccessDenied { bucket: String, key: String },
-    #[error("{bucket}/{key} is encrypted with SSE-C: give its customer key (--sse-c @FILE or env:VAR)")]
+    #[error(
+        "{bucket}/{key} is encrypted with SSE-C: give its customer key (--sse-c @FILE or env:VAR)"
+    )]
     SseCKeyRequired { bucket: String, key: String },
     #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
     SseCKeyNotExpected { bucket: String, key: String },
@@ -201,9 +207,7 @@ impl StoreError {
     pub fn is_user_error(&self) -> bool {
         match self {
             StoreError::Keys(e) => e.is_user_error(),
-            StoreError::Crypto { .. } | StoreError::Corrupt { .. } | StoreError::Io { .. } => {
-                false
-            }
+            StoreError::Crypto { .. } | StoreError::Corrupt { .. } | StoreError::Io { .. } => false,
             _ => true,
         }
     }
@@ -239,7 +243,8 @@ impl Store {
         let tmp = dir.join("tmp");
         let mac = MetaMacKey::derive(&master);
         let keys = KeyManager::init(&dir.join("keys"), &tmp, master)?;
-        let marker = serde_json::json!({ "format": FORMAT, "created": crate::job::store::now_ms() });
+        let marker =
+            serde_json::json!({ "format": FORMAT, "created": crate::job::store::now_ms() });
         atomic::write_file(&tmp, &dir.join(STORE_FILE), marker.to_string().as_bytes())
             .map_err(io_err(&dir.join(STORE_FILE)))?;
         Ok(Store {
@@ -311,7 +316,11 @@ impl Store {
 
     // ---- buckets ----
 
-    pub fn create_bucket(&self, name: &str, default: Option<DefaultEncryption>) -> Result<BucketInfo> {
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        default: Option<DefaultEncryption>,
+    ) -> Result<BucketInfo> {
         check_bucket_name(name)?;
         let dir = self.bucket_dir(name);
         match fs::create_dir(&dir) {
@@ -356,7 +365,11 @@ impl Store {
         })
     }
 
-    pub fn set_default_encryption(&self, name: &str, default: DefaultEncryption) -> Result<BucketInfo> {
+    pub fn set_default_encryption(
+        &self,
+        name: &str,
+        default: DefaultEncryption,
+    ) -> Result<BucketInfo> {
         let mut info = self.bucket(name)?;
         info.default_encryption = default;
         let _lock = self.lock_bucket(name)?;
@@ -432,10 +445,12 @@ impl Store {
     }
 
     fn decode_meta(&self, path: &Path, bytes: &[u8]) -> Result<ObjectMeta> {
-        self.mac.decode(bytes).map_err(|message| StoreError::Corrupt {
-            object: path.display().to_string(),
-            message,
-        })
+        self.mac
+            .decode(bytes)
+            .map_err(|message| StoreError::Corrupt {
+                object: path.display().to_string(),
+                message,
+            })
     }
 
     /// Objects of a bucket whose keys start with `prefix`, in key order.
@@ -468,7 +483,13 @@ impl Store {
 
     /// Writes an object from `body`, encrypted as `options` says (or as the bucket's
     /// default). Nothing is visible until the whole object is durable.
-    pub fn put(&self, bucket: &str, key: &str, body: impl Read, options: PutOptions) -> Result<ObjectMeta> {
+    pub fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl Read,
+        options: PutOptions,
+    ) -> Result<ObjectMeta> {
         let info = self.bucket(bucket)?;
         check_key(key)?;
         let encryption = options
@@ -501,7 +522,12 @@ impl Store {
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's current
     /// state. With `expected`, only if the object is still the one described by it.
-    fn commit(&self, meta: &ObjectMeta, data: Option<AtomicFile>, expected: Option<&ObjectMeta>) -> Result<()> {
+    fn commit(
+        &self,
+        meta: &ObjectMeta,
+        data: Option<AtomicFile>,
+        expected: Option<&ObjectMeta>,
+    ) -> Result<()> {
         let meta_path = self.meta_path(&meta.bucket, &meta.key);
         let shard = meta_path.parent().expect("a metadata path has a folder");
         create_private_dir(shard)?;
@@ -511,13 +537,16 @@ impl Store {
             data.commit(&data_path).map_err(io_err(&data_path))?;
         }
         let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
-        file.write_all(&self.mac.encode(meta)).map_err(io_err(&self.tmp))?;
+        file.write_all(&self.mac.encode(meta))
+            .map_err(io_err(&self.tmp))?;
         let lock = self.lock_bucket(&meta.bucket)?;
         let previous = self.read_meta(&meta.bucket, &meta.key)?;
         if let Some(expected) = expected {
-            let same = previous
-                .as_ref()
-                .is_some_and(|p| p.data_id == expected.data_id && p.modified == expected.modified && p.sse == expected.sse);
+            let same = previous.as_ref().is_some_and(|p| {
+                p.data_id == expected.data_id
+                    && p.modified == expected.modified
+                    && p.sse == expected.sse
+            });
             if !same {
                 self.remove_data_if_unused(meta, previous.as_ref());
                 return Err(StoreError::PreconditionFailed {
@@ -560,7 +589,12 @@ impl Store {
     }
 
     /// Sets an object's tags (no key is needed, as in S3; the data is not touched).
-    pub fn set_tags(&self, bucket: &str, key: &str, tags: BTreeMap<String, String>) -> Result<ObjectMeta> {
+    pub fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
         let current = self.head(bucket, key)?;
         let mut meta = current.clone();
         meta.tags = tags;
@@ -604,7 +638,8 @@ impl Store {
         };
         match layers.as_slice() {
             [] => {
-                file.seek(SeekFrom::Start(range.start)).map_err(io_err(&path))?;
+                file.seek(SeekFrom::Start(range.start))
+                    .map_err(io_err(&path))?;
                 let copied = io::copy(&mut (&mut file).take(range.end - range.start), out)
                     .map_err(io_err(&path))?;
                 if copied != range.end - range.start {
@@ -616,7 +651,11 @@ impl Store {
             }
             [engine] if range == (0..meta.size) => {
                 engine
-                    .open_stream(BufReader::with_capacity(1 << 20, file), out, &data_aad(bucket, key))
+                    .open_stream(
+                        BufReader::with_capacity(1 << 20, file),
+                        out,
+                        &data_aad(bucket, key),
+                    )
                     .map_err(crypto_err)?;
             }
             _ => {
@@ -640,7 +679,12 @@ impl Store {
 
     /// Re-encrypts one object in place: only its encryption changes; bytes, ETag,
     /// content type, metadata and tags stay.
-    pub fn reencrypt(&self, bucket: &str, key: &str, request: &Reencrypt<'_>) -> Result<(ObjectMeta, ReencryptMethod)> {
+    pub fn reencrypt(
+        &self,
+        bucket: &str,
+        key: &str,
+        request: &Reencrypt<'_>,
+    ) -> Result<(ObjectMeta, ReencryptMethod)> {
         let current = self.head(bucket, key)?;
         if let Some(expected) = request.if_match {
             let expected = expected.trim_matches('"');
@@ -719,7 +763,12 @@ impl Store {
 
     /// The fast path: new sealed data keys for the same data, when the mode stays and only
     /// the sealing key changes. `None` when it does not apply.
-    fn reseal(&self, meta: &ObjectMeta, to: &Encryption, source_key: Option<&CustomerKey>) -> Result<Option<SseState>> {
+    fn reseal(
+        &self,
+        meta: &ObjectMeta,
+        to: &Encryption,
+        source_key: Option<&CustomerKey>,
+    ) -> Result<Option<SseState>> {
         let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
         Ok(match (&meta.sse, to) {
             (SseState::SseS3 { root_version, dek }, Encryption::SseS3) => {
@@ -728,16 +777,32 @@ impl Store {
                 Some(SseState::SseS3 { root_version, dek })
             }
             (SseState::SseKms { dek, .. }, Encryption::SseKms { key_id, bucket_key }) => {
-                let dek = self.keys.kms_reseal(dek, key_id.as_deref(), Mode::SseKms, bucket, key)?;
+                let dek =
+                    self.keys
+                        .kms_reseal(dek, key_id.as_deref(), Mode::SseKms, bucket, key)?;
                 Some(SseState::SseKms {
                     dek,
                     bucket_key: *bucket_key,
                 })
             }
-            (SseState::DsseKms { inner, outer }, Encryption::DsseKms { key_id }) => Some(SseState::DsseKms {
-                inner: self.keys.kms_reseal(inner, Some(key_id), Mode::DsseKmsInner, bucket, key)?,
-                outer: self.keys.kms_reseal(outer, Some(key_id), Mode::DsseKmsOuter, bucket, key)?,
-            }),
+            (SseState::DsseKms { inner, outer }, Encryption::DsseKms { key_id }) => {
+                Some(SseState::DsseKms {
+                    inner: self.keys.kms_reseal(
+                        inner,
+                        Some(key_id),
+                        Mode::DsseKmsInner,
+                        bucket,
+                        key,
+                    )?,
+                    outer: self.keys.kms_reseal(
+                        outer,
+                        Some(key_id),
+                        Mode::DsseKmsOuter,
+                        bucket,
+                        key,
+                    )?,
+                })
+            }
             (SseState::SseC { .. }, Encryption::SseC(new_key)) => {
                 let data_key = self.open_ssec_key(meta, source_key)?;
                 Some(self.seal_ssec(&data_key, new_key, bucket, key)?)
@@ -761,19 +826,29 @@ impl Store {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
         })?;
-        fingerprint.verify(given).map_err(|_| StoreError::AccessDenied {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-        })?;
+        fingerprint
+            .verify(given)
+            .map_err(|_| StoreError::AccessDenied {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })?;
         let kek = given.derive_kek(salt);
-        crypto::open_data_key(&kek, dek, &ssec_context(bucket, key)).map_err(|source| StoreError::Crypto {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
+        crypto::open_data_key(&kek, dek, &ssec_context(bucket, key)).map_err(|source| {
+            StoreError::Crypto {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                source,
+            }
         })
     }
 
-    fn seal_ssec(&self, data_key: &DataKey, customer: &CustomerKey, bucket: &str, key: &str) -> Result<SseState> {
+    fn seal_ssec(
+        &self,
+        data_key: &DataKey,
+        customer: &CustomerKey,
+        bucket: &str,
+        key: &str,
+    ) -> Result<SseState> {
         let crypto_err = |source| StoreError::Crypto {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -781,7 +856,8 @@ impl Store {
         };
         let salt = CustomerKey::new_salt().map_err(crypto_err)?;
         let kek = customer.derive_kek(&salt);
-        let dek = crypto::seal_data_key(&kek, data_key, &ssec_context(bucket, key)).map_err(crypto_err)?;
+        let dek = crypto::seal_data_key(&kek, data_key, &ssec_context(bucket, key))
+            .map_err(crypto_err)?;
         Ok(SseState::SseC {
             salt,
             fingerprint: KeyFingerprint::new(customer).map_err(crypto_err)?,
@@ -811,10 +887,20 @@ impl Store {
         Ok(match &meta.sse {
             SseState::None => Vec::new(),
             SseState::SseS3 { root_version, dek } => {
-                vec![engine(self.keys.root_open(*root_version, dek, bucket, key)?)?]
+                vec![engine(self.keys.root_open(
+                    *root_version,
+                    dek,
+                    bucket,
+                    key,
+                )?)?]
             }
             SseState::SseKms { dek, .. } => {
-                vec![engine(self.keys.kms_open(dek, Mode::SseKms, bucket, key)?)?]
+                vec![engine(self.keys.kms_open(
+                    dek,
+                    Mode::SseKms,
+                    bucket,
+                    key,
+                )?)?]
             }
             SseState::DsseKms { inner, outer } => vec![
                 engine(self.keys.kms_open(outer, Mode::DsseKmsOuter, bucket, key)?)?,
@@ -864,7 +950,9 @@ impl Store {
             }
             Encryption::SseKms { key_id, bucket_key } => {
                 let dek = new_dek()?;
-                let sealed = self.keys.kms_seal(key_id.as_deref(), &dek, Mode::SseKms, bucket, key)?;
+                let sealed =
+                    self.keys
+                        .kms_seal(key_id.as_deref(), &dek, Mode::SseKms, bucket, key)?;
                 Engine::new(&dek)
                     .seal_stream(body, BufWriter::with_capacity(1 << 20, file.file()), &aad)
                     .map_err(crypto_err)?;
@@ -875,14 +963,29 @@ impl Store {
             }
             Encryption::DsseKms { key_id } => {
                 let (inner_dek, outer_dek) = (new_dek()?, new_dek()?);
-                let inner = self.keys.kms_seal(Some(key_id), &inner_dek, Mode::DsseKmsInner, bucket, key)?;
-                let outer = self.keys.kms_seal(Some(key_id), &outer_dek, Mode::DsseKmsOuter, bucket, key)?;
+                let inner = self.keys.kms_seal(
+                    Some(key_id),
+                    &inner_dek,
+                    Mode::DsseKmsInner,
+                    bucket,
+                    key,
+                )?;
+                let outer = self.keys.kms_seal(
+                    Some(key_id),
+                    &outer_dek,
+                    Mode::DsseKmsOuter,
+                    bucket,
+                    key,
+                )?;
                 // The inner layer goes to a temporary file, the outer layer seals that.
                 let mut layer = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
                 Engine::new(&inner_dek)
                     .seal_stream(body, BufWriter::with_capacity(1 << 20, layer.file()), &aad)
                     .map_err(crypto_err)?;
-                layer.file().seek(SeekFrom::Start(0)).map_err(io_err(&self.tmp))?;
+                layer
+                    .file()
+                    .seek(SeekFrom::Start(0))
+                    .map_err(io_err(&self.tmp))?;
                 Engine::new(&outer_dek)
                     .seal_stream(
                         BufReader::with_capacity(1 << 20, layer.file()),
@@ -905,7 +1008,13 @@ impl Store {
 }
 
 /// Opens `range` of the plaintext through `layers` (outermost first).
-fn open_layers(layers: &[Engine], file: &mut File, sealed_len: u64, aad: &[u8], range: Range<u64>) -> crypto::Result<Vec<u8>> {
+fn open_layers(
+    layers: &[Engine],
+    file: &mut File,
+    sealed_len: u64,
+    aad: &[u8],
+    range: Range<u64>,
+) -> crypto::Result<Vec<u8>> {
     match layers {
         [] => unreachable!("plaintext is read directly"),
         [only] => only.open_range_at(sealed_len, |at, buf| read_at(file, at, buf), aad, range),
@@ -915,12 +1024,18 @@ fn open_layers(layers: &[Engine], file: &mut File, sealed_len: u64, aad: &[u8], 
             let result = rest[0].open_range_at(
                 inner_len,
                 |at, buf| {
-                    let bytes = open_layers(std::slice::from_ref(outer), file, sealed_len, aad, at..at + buf.len() as u64)
-                        .map_err(|e| {
-                            let text = e.to_string();
-                            failure = Some(e);
-                            io::Error::other(text)
-                        })?;
+                    let bytes = open_layers(
+                        std::slice::from_ref(outer),
+                        file,
+                        sealed_len,
+                        aad,
+                        at..at + buf.len() as u64,
+                    )
+                    .map_err(|e| {
+                        let text = e.to_string();
+                        failure = Some(e);
+                        io::Error::other(text)
+                    })?;
                     buf.copy_from_slice(&bytes);
                     Ok(())
                 },
@@ -965,7 +1080,13 @@ impl Read for LayeredReader<'_> {
                 read_at(self.file, self.at, &mut chunk)?;
                 chunk
             } else {
-                match open_layers(self.layers, self.file, self.sealed_len, self.aad, self.at..end) {
+                match open_layers(
+                    self.layers,
+                    self.file,
+                    self.sealed_len,
+                    self.aad,
+                    self.at..end,
+                ) {
                     Ok(chunk) => chunk,
                     Err(e) => {
                         let text = e.to_string();
@@ -1056,7 +1177,9 @@ fn check_bucket_name(name: &str) -> Result<()> {
 
 fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(StoreError::InvalidKey("a key is 1 to 1,024 bytes; this one is empty".into()));
+        return Err(StoreError::InvalidKey(
+            "a key is 1 to 1,024 bytes; this one is empty".into(),
+        ));
     }
     if key.len() > MAX_KEY_LEN {
         return Err(StoreError::InvalidKey(format!(

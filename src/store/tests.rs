@@ -23,7 +23,9 @@ fn customer(byte: u8) -> CustomerKey {
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn modes() -> Vec<Encryption> {
@@ -64,7 +66,12 @@ fn put(store: &Store, key: &str, body: &[u8], e: Encryption) -> ObjectMeta {
         .unwrap()
 }
 
-fn get(store: &Store, key: &str, range: Option<Range<u64>>, k: Option<&CustomerKey>) -> Result<Vec<u8>> {
+fn get(
+    store: &Store,
+    key: &str,
+    range: Option<Range<u64>>,
+    k: Option<&CustomerKey>,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     store.get("bkt", key, range, k, &mut out)?;
     Ok(out)
@@ -82,7 +89,11 @@ fn every_mode_round_trips_whole_and_in_ranges() {
             assert_eq!(meta.size, len as u64);
             assert_eq!(meta.etag, hex(&Md5::digest(&body)));
             let k = key_for(&e);
-            assert_eq!(get(&store, &name, None, k.as_ref()).unwrap(), body, "{name}");
+            assert_eq!(
+                get(&store, &name, None, k.as_ref()).unwrap(),
+                body,
+                "{name}"
+            );
             let l = len as u64;
             for r in [0..0, 0..l, l / 2..l, l.saturating_sub(3)..l] {
                 let got = get(&store, &name, Some(r.clone()), k.as_ref()).unwrap();
@@ -100,7 +111,9 @@ fn every_mode_round_trips_whole_and_in_ranges() {
 #[test]
 fn the_bucket_default_applies_when_a_put_names_none() {
     let (_d, store) = store();
-    let meta = store.put("bkt", "a", &b"x"[..], PutOptions::default()).unwrap();
+    let meta = store
+        .put("bkt", "a", &b"x"[..], PutOptions::default())
+        .unwrap();
     assert_eq!(meta.sse.mode(), SseMode::SseS3);
     store
         .set_default_encryption(
@@ -110,7 +123,9 @@ fn the_bucket_default_applies_when_a_put_names_none() {
             },
         )
         .unwrap();
-    let meta = store.put("bkt", "b", &b"x"[..], PutOptions::default()).unwrap();
+    let meta = store
+        .put("bkt", "b", &b"x"[..], PutOptions::default())
+        .unwrap();
     assert_eq!(meta.sse.mode(), SseMode::DsseKms);
 }
 
@@ -133,15 +148,27 @@ fn any_key_is_stored_inside_the_store() {
         put(&store, key, &data(10, i as u8), Encryption::SseS3);
     }
     for (i, key) in keys.iter().enumerate() {
-        assert_eq!(get(&store, key, None, None).unwrap(), data(10, i as u8), "{key}");
+        assert_eq!(
+            get(&store, key, None, None).unwrap(),
+            data(10, i as u8),
+            "{key}"
+        );
     }
-    let listed: Vec<String> = store.list("bkt", "").unwrap().into_iter().map(|m| m.key).collect();
+    let listed: Vec<String> = store
+        .list("bkt", "")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
     let mut sorted: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     sorted.sort();
     assert_eq!(listed, sorted);
     assert_eq!(store.list("bkt", "名前/").unwrap().len(), 1);
     // Nothing was written outside the store's folder.
-    let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let outside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(outside, ["s"]);
     let too_long = "k".repeat(1025);
     assert!(matches!(
@@ -152,19 +179,28 @@ fn any_key_is_stored_inside_the_store() {
         store.put("bkt", "", &b""[..], PutOptions::default()),
         Err(StoreError::InvalidKey(_))
     ));
-    assert!(matches!(store.create_bucket("../x", None), Err(StoreError::InvalidBucketName(_))));
+    assert!(matches!(
+        store.create_bucket("../x", None),
+        Err(StoreError::InvalidBucketName(_))
+    ));
 }
 
 #[test]
 fn sse_c_needs_the_right_key() {
     let (_d, store) = store();
     put(&store, "c", b"secret bytes", Encryption::SseC(customer(1)));
-    assert!(matches!(get(&store, "c", None, None), Err(StoreError::SseCKeyRequired { .. })));
+    assert!(matches!(
+        get(&store, "c", None, None),
+        Err(StoreError::SseCKeyRequired { .. })
+    ));
     assert!(matches!(
         get(&store, "c", None, Some(&customer(2))),
         Err(StoreError::AccessDenied { .. })
     ));
-    assert_eq!(get(&store, "c", None, Some(&customer(1))).unwrap(), b"secret bytes");
+    assert_eq!(
+        get(&store, "c", None, Some(&customer(1))).unwrap(),
+        b"secret bytes"
+    );
     put(&store, "plain", b"p", Encryption::SseS3);
     assert!(matches!(
         get(&store, "plain", None, Some(&customer(1))),
@@ -177,7 +213,10 @@ fn reencryption_between_every_pair_of_modes_keeps_everything_but_the_encryption(
     let (_d, store) = store();
     let body = data(2 * SEG + 100, 3);
     for from in modes() {
-        for to in modes().into_iter().filter(|m| !matches!(m, Encryption::None)) {
+        for to in modes()
+            .into_iter()
+            .filter(|m| !matches!(m, Encryption::None))
+        {
             let name = format!("{}-to-{}", from.mode(), to.mode());
             let before = put(&store, &name, &body, from.clone());
             for fast in [false, true] {
@@ -201,7 +240,11 @@ fn reencryption_between_every_pair_of_modes_keeps_everything_but_the_encryption(
                 assert_eq!(after.metadata, before.metadata);
                 assert_eq!(after.tags, before.tags);
                 assert_eq!(after.created, before.created);
-                assert_eq!(get(&store, &name, None, key_for(&to).as_ref()).unwrap(), body, "{name}");
+                assert_eq!(
+                    get(&store, &name, None, key_for(&to).as_ref()).unwrap(),
+                    body,
+                    "{name}"
+                );
             }
         }
     }
@@ -240,7 +283,15 @@ fn the_fast_path_reseals_data_keys_without_touching_data() {
     assert_eq!(after.sse.key_version(), Some(2));
 
     let other = store.keys().create_key(Some("other"), "").unwrap();
-    let kms = put(&store, "kms", &body, Encryption::SseKms { key_id: None, bucket_key: false });
+    let kms = put(
+        &store,
+        "kms",
+        &body,
+        Encryption::SseKms {
+            key_id: None,
+            bucket_key: false,
+        },
+    );
     let (after, method) = fast(
         &store,
         "kms",
@@ -255,14 +306,30 @@ fn the_fast_path_reseals_data_keys_without_touching_data() {
     assert_eq!(after.sse.kms_key_id(), Some(other.id.as_str()));
 
     let c = put(&store, "c", &body, Encryption::SseC(customer(1)));
-    let (after, method) = fast(&store, "c", Encryption::SseC(customer(2)), Some(&customer(1)));
+    let (after, method) = fast(
+        &store,
+        "c",
+        Encryption::SseC(customer(2)),
+        Some(&customer(1)),
+    );
     assert_eq!(method, ReencryptMethod::Reseal);
     assert_eq!(after.data_id, c.data_id);
-    assert!(matches!(get(&store, "c", None, Some(&customer(1))), Err(StoreError::AccessDenied { .. })));
+    assert!(matches!(
+        get(&store, "c", None, Some(&customer(1))),
+        Err(StoreError::AccessDenied { .. })
+    ));
     assert_eq!(get(&store, "c", None, Some(&customer(2))).unwrap(), body);
 
     // A mode change is always a rewrite.
-    let (after, method) = fast(&store, "s3", Encryption::SseKms { key_id: None, bucket_key: false }, None);
+    let (after, method) = fast(
+        &store,
+        "s3",
+        Encryption::SseKms {
+            key_id: None,
+            bucket_key: false,
+        },
+        None,
+    );
     assert_eq!(method, ReencryptMethod::Rewrite);
     assert_ne!(after.data_id, s3.data_id);
 }
@@ -285,7 +352,10 @@ fn a_changed_etag_stops_a_reencryption() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, StoreError::PreconditionFailed { .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err}"
+    );
     assert_eq!(get(&store, "o", None, None).unwrap(), b"two");
     assert_eq!(store.head("bkt", "o").unwrap().sse.mode(), SseMode::NotSse);
 }
@@ -302,7 +372,10 @@ fn assert_refused(store: &Store, key: &str, what: &str) {
         "{what}: {err}"
     );
     let text = err.to_string();
-    assert!(text.contains(key), "{what}: the error names the object: {text}");
+    assert!(
+        text.contains(key),
+        "{what}: the error names the object: {text}"
+    );
 }
 
 #[test]
@@ -364,9 +437,12 @@ fn edited_or_moved_metadata_is_detected() {
 fn another_master_key_cannot_open_the_store() {
     let (d, store) = store();
     drop(store);
-    let err = Store::open(&d.path().join("s"), MasterKey::from_slice(&[1u8; 32]).unwrap())
-        .err()
-        .expect("a wrong master key is refused");
+    let err = Store::open(
+        &d.path().join("s"),
+        MasterKey::from_slice(&[1u8; 32]).unwrap(),
+    )
+    .err()
+    .expect("a wrong master key is refused");
     assert!(err.is_user_error(), "{err}");
 }
 
@@ -381,6 +457,9 @@ fn tags_change_without_a_key_and_deletes_remove_data() {
     let data = data_file(&store, "c");
     store.delete("bkt", "c").unwrap();
     assert!(!data.exists());
-    assert!(matches!(store.head("bkt", "c"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(
+        store.head("bkt", "c"),
+        Err(StoreError::NoSuchKey { .. })
+    ));
     assert!(store.delete_bucket("bkt").is_ok());
 }
