@@ -8,5 +8,7 @@ pub mod cli;
 pub mod crypto;
 pub mod job;
 pub mod manifest;
+pub mod runner;
 pub mod sse;
 pub mod store;
+pub mod target;

@@ -45,6 +45,60 @@ pub enum Command {
     Store(super::store::StoreCommand),
     /// The local store's keys: SSE-S3 root key versions and the local KMS.
     Keys(KeysArgs),
+    /// Create a job and run it to the end, then print a summary.
+    Run(Box<RunAllArgs>),
+    /// Everything end to end on a local store made from nothing, in ./reseal-demo.
+    Demo {
+        /// Where the demo's store, manifest, job store and report go.
+        #[arg(long, default_value = "reseal-demo")]
+        dir: PathBuf,
+        /// How many objects the demo writes.
+        #[arg(long, default_value_t = 2000)]
+        objects: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunAllArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    #[command(flatten)]
+    pub run: RunOptionArgs,
+}
+
+/// Where a job's objects are.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// The local store the job works on (recorded with the job).
+    #[arg(long, env = "RESEAL_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// A file with the local store's master key; otherwise RESEAL_MASTER_KEY.
+    #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// How a run goes.
+#[derive(Debug, Clone, Args)]
+pub struct RunOptionArgs {
+    /// Objects worked on at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Inspect every object and report what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-encrypt objects that are already in the wanted mode.
+    #[arg(long)]
+    pub force: bool,
+    /// Tries per task for transient errors.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// The job fails when more than this percentage of the tasks run so far failed…
+    #[arg(long, default_value_t = 50.0)]
+    pub failure_threshold_percent: f64,
+    /// …once at least this many tasks have run.
+    #[arg(long, default_value_t = 1000)]
+    pub failure_threshold_min_tasks: u64,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +137,24 @@ pub enum JobCommand {
     Resume { id: String },
     /// Cancel a job that has not finished.
     Cancel { id: String },
+    /// Run a job, or every Ready and Active job by priority.
+    Run {
+        /// The job id (or a prefix); without it, every Ready and Active job.
+        id: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        options: RunOptionArgs,
+    },
+    /// Write a job's completion report.
+    Report {
+        id: String,
+        /// The folder the report goes to (job-ID/ is made in it).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportScope::All)]
+        scope: ReportScope,
+    },
     /// Set a job's priority (a higher number runs first).
     Priority {
         id: String,
@@ -165,6 +237,9 @@ pub struct CreateArgs {
     /// Which tasks the report lists.
     #[arg(long, value_enum, requires = "report")]
     pub report_scope: Option<ReportScope>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// Where the local store is and how to unlock it.

@@ -52,6 +52,19 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
         JobCommand::Pause { id } => steer(&store, &id, Operation::Pause).await,
         JobCommand::Resume { id } => steer(&store, &id, Operation::Resume).await,
         JobCommand::Cancel { id } => steer(&store, &id, Operation::Cancel).await,
+        JobCommand::Run {
+            id,
+            target,
+            options,
+        } => super::run::run_jobs(&store, id.as_deref(), &target, &options).await,
+        JobCommand::Report { id, out, scope } => {
+            let job = store.job(&id).await?;
+            let path = crate::runner::report::write_report(&store, &job, &out, scope)
+                .await
+                .map_err(CliError::failed)?;
+            eprintln!("report of job {}: {}", job.id, path.display());
+            Ok(())
+        }
         JobCommand::Priority { id, priority } => {
             let job = store.set_priority(&id, priority).await?;
             eprintln!("job {}: priority {}", job.id, job.priority);
@@ -68,9 +81,19 @@ async fn steer(store: &JobStore, id: &str, op: Operation) -> CliResult {
 }
 
 async fn create_job(store: &JobStore, new: NewJob, manifest: PathBuf) -> CliResult {
+    let job = create_and_ingest(store, new, manifest).await?;
+    println!("{}", job.id);
+    Ok(())
+}
+
+/// Creates a job from its manifest and says so on stderr.
+pub async fn create_and_ingest(
+    store: &JobStore,
+    new: NewJob,
+    manifest: PathBuf,
+) -> Result<crate::job::Job, CliError> {
     match job::create_job(store, new, manifest).await {
         Ok((job, counts)) => {
-            println!("{}", job.id);
             eprintln!(
                 "job {}: {} ({} tasks from {} rows; {} filtered out, {} delete markers, {} noncurrent versions)",
                 job.id,
@@ -84,7 +107,7 @@ async fn create_job(store: &JobStore, new: NewJob, manifest: PathBuf) -> CliResu
             if job.status == JobStatus::Suspended {
                 eprintln!("confirm it with: reseal job confirm {}", job.id);
             }
-            Ok(())
+            Ok(job)
         }
         Err(IngestError::Manifest { job_id, reason }) => Err(CliError::input(format!(
             "{reason}\njob {job_id} is Failed and holds no tasks"
@@ -93,7 +116,7 @@ async fn create_job(store: &JobStore, new: NewJob, manifest: PathBuf) -> CliResu
     }
 }
 
-fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError> {
+pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError> {
     let sse = SseSpec::parse(&args.sse).map_err(|e| CliError::input(format!("--sse {e}")))?;
     let source_sse_c = args
         .source_sse_c
@@ -205,6 +228,12 @@ fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError> {
     Ok((
         NewJob {
             spec,
+            target: args
+                .target
+                .store
+                .as_deref()
+                .map(super::run::local_target_spec)
+                .transpose()?,
             priority: args.priority,
             description: args.description.clone(),
             manifest_location: manifest.display().to_string(),

@@ -5,9 +5,11 @@
 //! store, the local store or a file could not be used), 2 bad usage or bad input.
 
 mod args;
+mod demo;
 mod job;
 mod keys;
 mod output;
+mod run;
 mod store;
 
 use std::process::ExitCode;
@@ -71,7 +73,9 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("reseal: {}", e.message);
+            if !e.message.is_empty() {
+                eprintln!("reseal: {}", e.message);
+            }
             ExitCode::from(e.code)
         }
     }
@@ -82,6 +86,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Job(command) => job::run(&cli.db, command).await,
         Command::Store(command) => store::run(command),
         Command::Keys(args) => keys::run(&args.store, args.command).await,
+        Command::Run(args) => run::run_all(&cli.db, *args).await,
+        Command::Demo { dir, objects } => demo::run(&dir, objects).await,
     }
 }
 

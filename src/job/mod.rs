@@ -7,8 +7,8 @@ pub mod store;
 
 pub use ingest::{IngestError, create_job};
 pub use model::{
-    IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TaskCounts,
-    TaskState,
+    IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, Task, TaskCounts,
+    TaskRecord, TaskResult, TaskState,
 };
 pub use store::{JobStore, NewJob, StoreError};
 

@@ -250,9 +250,13 @@ pub struct Job {
     pub manifest: Option<ManifestSummary>,
     pub ingest: IngestCounts,
     pub failure_reasons: Vec<String>,
+    /// Where the job's objects are; set at creation or at the first run.
+    pub target: Option<crate::target::TargetSpec>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
     #[serde(skip)]
     pub(crate) pk: i64,
 }
@@ -293,4 +297,38 @@ mod tests {
         assert_eq!("paused".parse::<JobStatus>(), Ok(JobStatus::Paused));
         assert!("Running".parse::<JobStatus>().is_err());
     }
+}
+
+/// A task as the runner takes it: which object, and what the manifest said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub seq: i64,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub size: Option<u64>,
+    pub attempts: u32,
+}
+
+/// The outcome of one task, as the runner records it and the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskResult {
+    pub seq: i64,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub http_status: u16,
+    pub error_code: Option<String>,
+    pub message: String,
+}
+
+/// A finished (or failed) task with its object, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub state: TaskState,
+    pub http_status: Option<u16>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
 }

@@ -11,7 +11,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
-use super::model::{IngestCounts, Job, JobSpec, JobStatus, Operation, TaskCounts, TaskState};
+use super::model::{
+    IngestCounts, Job, JobSpec, JobStatus, Operation, Task, TaskCounts, TaskRecord, TaskResult,
+    TaskState,
+};
 use crate::manifest::{Entry, ManifestSummary};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,6 +54,7 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub spec: JobSpec,
+    pub target: Option<crate::target::TargetSpec>,
     pub priority: i64,
     pub description: String,
     pub manifest_location: String,
@@ -104,7 +108,7 @@ impl JobStore {
         let spec = serde_json::to_string(&new.spec).expect("a JobSpec serialises");
         sqlx::query(
             "INSERT INTO jobs (id, status, priority, description, spec, manifest_location, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(JobStatus::New.as_str())
@@ -114,6 +118,11 @@ impl JobStore {
         .bind(&new.manifest_location)
         .bind(now)
         .bind(now)
+        .bind(
+            new.target
+                .as_ref()
+                .map(|t| serde_json::to_string(t).expect("a target serialises")),
+        )
         .execute(&self.pool)
         .await?;
         self.job(&id).await
@@ -352,6 +361,223 @@ impl JobStore {
         Ok(())
     }
 
+    /// Records the job's target at its first run.
+    pub async fn set_target(
+        &self,
+        job: &Job,
+        target: &crate::target::TargetSpec,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ? AND target IS NULL")
+            .bind(serde_json::to_string(target).expect("a target serialises"))
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a job to `to` from any of `from`; stamps start and end times. Returns whether
+    /// it moved.
+    pub async fn transition(
+        &self,
+        job: &Job,
+        from: &[JobStatus],
+        to: JobStatus,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut moved = false;
+        for status in from {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = ?, updated_at = ?, \
+                 started_at = CASE WHEN ? = 'Active' THEN COALESCE(started_at, ?) ELSE started_at END, \
+                 finished_at = CASE WHEN ? IN ('Complete', 'Cancelled', 'Failed') THEN ? ELSE finished_at END \
+                 WHERE pk = ? AND status = ?",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(job.pk)
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await?;
+            moved |= done.rows_affected() == 1;
+        }
+        Ok(moved)
+    }
+
+    /// Adds a failure reason to a job without touching its tasks.
+    pub async fn add_failure_reason(&self, job: &Job, reason: &str) -> Result<(), StoreError> {
+        let mut reasons = self.job(&job.id).await?.failure_reasons;
+        reasons.push(reason.to_owned());
+        sqlx::query("UPDATE jobs SET failure_reasons = ? WHERE pk = ?")
+            .bind(serde_json::to_string(&reasons).expect("strings serialise"))
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Leases up to `limit` pending tasks (or tasks whose lease expired) to `owner`.
+    pub async fn lease_tasks(
+        &self,
+        job: &Job,
+        owner: &str,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'leased', lease_owner = ?, lease_expires = ? \
+             WHERE job_pk = ? AND seq IN ( \
+               SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
+               UNION ALL \
+               SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
+               ORDER BY seq LIMIT ?) \
+             RETURNING seq, bucket, key, version_id, size, attempts",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(job.pk)
+        .bind(job.pk)
+        .bind(job.pk)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tasks: Vec<Task> = rows
+            .iter()
+            .map(|r| Task {
+                seq: r.get("seq"),
+                bucket: r.get("bucket"),
+                key: r.get("key"),
+                version_id: r.get("version_id"),
+                size: r.get::<Option<i64>, _>("size").map(|s| s as u64),
+                attempts: r.get::<i64, _>("attempts") as u32,
+            })
+            .collect();
+        tasks.sort_by_key(|t| t.seq);
+        Ok(tasks)
+    }
+
+    /// Extends the leases `owner` holds on a job's tasks.
+    pub async fn renew_leases(
+        &self,
+        job: &Job,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET lease_expires = ? WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?")
+            .bind(now_ms() + lease_ms)
+            .bind(job.pk)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records results in one transaction. A result counts only while its task is still
+    /// leased to `owner`: a task whose lease was lost and taken by another runner is
+    /// recorded once, by whoever holds it. Returns how many were recorded.
+    pub async fn record_results(
+        &self,
+        job: &Job,
+        owner: &str,
+        results: &[TaskResult],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut recorded = 0;
+        for r in results {
+            let done = sqlx::query(
+                "UPDATE tasks SET state = ?, attempts = ?, http_status = ?, error_code = ?, \
+                 result_message = ?, lease_owner = NULL, lease_expires = NULL \
+                 WHERE job_pk = ? AND seq = ? AND state = 'leased' AND lease_owner = ?",
+            )
+            .bind(r.state.as_str())
+            .bind(i64::from(r.attempts))
+            .bind(i64::from(r.http_status))
+            .bind(r.error_code.as_deref())
+            .bind(&r.message)
+            .bind(job.pk)
+            .bind(r.seq)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            recorded += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Gives back the tasks `owner` holds (a run that stops), so another run takes them at once.
+    pub async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires = NULL \
+             WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
+        )
+        .bind(job.pk)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Owners holding leases on a job's tasks.
+    pub async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT lease_owner FROM tasks WHERE job_pk = ? AND state = 'leased'",
+        )
+        .bind(job.pk)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get::<Option<String>, _>(0))
+            .collect())
+    }
+
+    /// Tasks in sequence order from `after_seq`, for reports and dry runs.
+    pub async fn task_page(
+        &self,
+        job: &Job,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, TaskRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, bucket, key, version_id, state, http_status, error_code, result_message \
+             FROM tasks WHERE job_pk = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(job.pk)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.get("state");
+                Ok((
+                    r.get("seq"),
+                    TaskRecord {
+                        bucket: r.get("bucket"),
+                        key: r.get("key"),
+                        version_id: r.get("version_id"),
+                        state: TaskState::ALL
+                            .into_iter()
+                            .find(|s| s.as_str() == state)
+                            .ok_or_else(|| StoreError::Corrupt {
+                                id: job.id.clone(),
+                                message: format!("unknown task state {state:?}"),
+                            })?,
+                        http_status: r.get::<Option<i64>, _>("http_status").map(|s| s as u16),
+                        error_code: r.get("error_code"),
+                        message: r.get("result_message"),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn delete_tasks(&self, job: &Job) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM tasks WHERE job_pk = ?")
             .bind(job.pk)
@@ -393,8 +619,15 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
         },
         failure_reasons: serde_json::from_str(&reasons)
             .map_err(|e| corrupt(format!("failure reasons: {e}")))?,
+        target: row
+            .get::<Option<String>, _>("target")
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| corrupt(format!("target: {e}")))?,
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        started_at: row.get("started_at"),
+        finished_at: row.get("finished_at"),
         id,
     })
 }

@@ -1,6 +1,6 @@
 //! Plain CSV manifests, as S3 Batch Operations takes them: `bucket,key[,versionId]`, no
 //! header, keys URL-encoded (`%20` or `+` for a space; `/` may be literal). Either every row
-//! has a version id or none does.
+//! has a version id or none does. The result files of a completion report are read too.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -113,7 +113,10 @@ fn parse_record(record: &csv::ByteRecord, is_first: bool) -> Result<Entry, Strin
     let text = |i: usize| -> Result<&str, String> {
         std::str::from_utf8(&record[i]).map_err(|_| format!("field {} is not UTF-8", i + 1))
     };
-    if record.len() < 2 || record.len() > 3 {
+    // A row of a completion report (Bucket,Key,VersionId,TaskStatus,…) names its object
+    // the same way, so a report of failed tasks can be run again as it is.
+    let is_report_row = record.len() == 7 && matches!(&record[3], b"succeeded" | b"failed");
+    if !is_report_row && (record.len() < 2 || record.len() > 3) {
         return Err(format!(
             "{} fields: a row is bucket,key or bucket,key,versionId",
             record.len()
@@ -132,7 +135,7 @@ fn parse_record(record: &csv::ByteRecord, is_first: bool) -> Result<Entry, Strin
     }
     let key = decode_key(raw_key).map_err(|e| format!("key {raw_key:?}: {e}"))?;
     let version_id = match record.len() {
-        3 => Some(text(2)?.trim())
+        3 | 7 => Some(text(2)?.trim())
             .filter(|v| !v.is_empty())
             .map(str::to_owned),
         _ => None,

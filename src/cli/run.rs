@@ -1,0 +1,382 @@
+//! `reseal job run` and `reseal run`: opens the job's target, runs jobs with a progress
+//! display, handles SIGINT and SIGTERM, writes reports, prints the summary, and turns the
+//! outcome into the exit code (0 done, 1 some tasks failed, 3 job failed or cancelled,
+//! 130 interrupted or paused: resumable).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use tokio::sync::watch;
+
+use super::args::{RunAllArgs, RunOptionArgs, TargetArgs};
+use super::output::human_bytes;
+use super::{CliError, CliResult};
+use crate::crypto::{CustomerKey, MasterKey};
+use crate::job::{Job, JobStatus, JobStore, TaskCounts, TaskResult, TaskState};
+use crate::runner::{self, Progress, RunOptions, RunOutcome};
+use crate::sse::{CustomerKeyRef, SseSpec};
+use crate::store::Store;
+use crate::target::TargetSpec;
+use crate::target::local::LocalTarget;
+
+pub const EXIT_TASKS_FAILED: u8 = 1;
+pub const EXIT_JOB_FAILED: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
+    let abs = std::path::absolute(dir)
+        .map_err(|e| CliError::input(format!("--store {}: {e}", dir.display())))?;
+    Ok(TargetSpec::Local {
+        store: abs.display().to_string(),
+    })
+}
+
+/// `reseal run`: create, then run to the end.
+pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
+    let (new, manifest) = super::job::validate_create(&args.create)?;
+    if new.target.is_none() {
+        return Err(CliError::input(
+            "give the target: --store DIR (the local store the objects are in)",
+        ));
+    }
+    let store = JobStore::open(db).await?;
+    let job = super::job::create_and_ingest(&store, new, manifest).await?;
+    if job.status == JobStatus::Suspended {
+        return Ok(());
+    }
+    run_jobs(&store, Some(&job.id), &args.create.target, &args.run).await
+}
+
+/// `reseal job run [ID]`.
+pub async fn run_jobs(
+    store: &JobStore,
+    id: Option<&str>,
+    target: &TargetArgs,
+    options: &RunOptionArgs,
+) -> CliResult {
+    let jobs = match id {
+        Some(id) => vec![store.job(id).await?],
+        None => {
+            let mut jobs = store.list_jobs(Some(JobStatus::Active)).await?;
+            jobs.extend(store.list_jobs(Some(JobStatus::Ready)).await?);
+            jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.created_at));
+            if jobs.is_empty() {
+                eprintln!("no Ready or Active job to run");
+            }
+            jobs
+        }
+    };
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let signals = tokio::spawn(watch_signals(shutdown_tx));
+    let mut code = 0u8;
+    for job in jobs {
+        let outcome = run_one(store, &job, target, options, shutdown.clone()).await;
+        let this = match outcome {
+            Ok(c) => c,
+            Err(e) => {
+                signals.abort();
+                return Err(e);
+            }
+        };
+        code = code.max(this);
+        if this == EXIT_INTERRUPTED {
+            break;
+        }
+    }
+    signals.abort();
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(CliError {
+            code,
+            message: String::new(),
+        })
+    }
+}
+
+/// First SIGINT or SIGTERM: stop leasing and drain. A second SIGINT: exit at once.
+async fn watch_signals(tx: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    let _ = tx.send(true);
+    int.recv().await;
+    eprintln!("reseal: interrupted again: exiting now; the job resumes with `reseal job run`");
+    std::process::exit(i32::from(EXIT_INTERRUPTED));
+}
+
+fn load_key(what: &str, key: &CustomerKeyRef) -> Result<CustomerKey, CliError> {
+    let loaded = key
+        .source
+        .load()
+        .map_err(|e| CliError::input(format!("{what}: {e}")))?;
+    if loaded.md5_base64() != key.md5 {
+        return Err(CliError::input(format!(
+            "{what}: the key at {} is not the key the job was created with (MD5 {} expected, {} found)",
+            key.source,
+            key.md5,
+            loaded.md5_base64()
+        )));
+    }
+    Ok(loaded)
+}
+
+async fn run_one(
+    store: &JobStore,
+    job: &Job,
+    args: &TargetArgs,
+    options: &RunOptionArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<u8, CliError> {
+    let given = args.store.as_deref().map(local_target_spec).transpose()?;
+    let spec = match (&job.target, given) {
+        (Some(recorded), Some(given)) if *recorded != given => {
+            return Err(CliError::input(format!(
+                "job {} runs against the {recorded}; --store names the {given}",
+                job.id
+            )));
+        }
+        (Some(recorded), _) => recorded.clone(),
+        (None, Some(given)) => {
+            store.set_target(job, &given).await?;
+            given
+        }
+        (None, None) => {
+            return Err(CliError::input(format!(
+                "job {} has no target yet: give --store DIR",
+                job.id
+            )));
+        }
+    };
+    let TargetSpec::Local { store: dir } = &spec;
+    let master = MasterKey::load(args.master_key_file.as_deref()).map_err(CliError::input)?;
+    let local = Store::open(Path::new(dir), master)?;
+    let target_key = match &job.spec.sse {
+        SseSpec::SseC { key } => Some(load_key("--sse", key)?),
+        _ => None,
+    };
+    let source_key = job
+        .spec
+        .source_sse_c
+        .as_ref()
+        .map(|k| load_key("--source-sse-c", k))
+        .transpose()?;
+    let target = Arc::new(LocalTarget::new(local, &job.spec, target_key, source_key)?);
+
+    if options.dry_run {
+        let started = Instant::now();
+        let counts = runner::dry_run(store, job, &target, options.concurrency as usize)
+            .await
+            .map_err(CliError::failed)?;
+        let total = counts.would_change + counts.compliant + counts.unreachable;
+        eprintln!(
+            "dry run of job {}: {} objects would be re-encrypted, {} are already compliant, {} could not be inspected ({:.0} tasks/s); nothing was changed",
+            job.id,
+            counts.would_change,
+            counts.compliant,
+            counts.unreachable,
+            total as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        );
+        return Ok(0);
+    }
+
+    let run_options = RunOptions {
+        concurrency: options.concurrency as usize,
+        force: options.force,
+        max_attempts: options.max_attempts,
+        failure_threshold_percent: options.failure_threshold_percent,
+        failure_threshold_min_tasks: options.failure_threshold_min_tasks,
+        ..RunOptions::default()
+    };
+    let progress = Display::new();
+    let started = Instant::now();
+    let outcome = runner::run_job(store, job, target, &run_options, shutdown, &progress)
+        .await
+        .map_err(|e| match e {
+            runner::RunError::NotRunnable { .. } => CliError::input(e),
+            runner::RunError::Store(e) => e.into(),
+        })?;
+    let elapsed = started.elapsed();
+    let counts = store.task_counts(job).await?;
+
+    let report = match (&outcome, &job.spec.report) {
+        (RunOutcome::Complete | RunOutcome::Failed(_) | RunOutcome::Cancelled, Some(r)) => Some(
+            runner::report::write_report(store, job, Path::new(&r.destination), r.scope)
+                .await
+                .map_err(CliError::failed)?,
+        ),
+        _ => None,
+    };
+    summary(
+        job,
+        &outcome,
+        &counts,
+        &progress,
+        elapsed,
+        report.as_deref(),
+    );
+    Ok(match outcome {
+        RunOutcome::Complete if counts.failed > 0 => EXIT_TASKS_FAILED,
+        RunOutcome::Complete => 0,
+        RunOutcome::Failed(_) | RunOutcome::Cancelled => EXIT_JOB_FAILED,
+        RunOutcome::Paused | RunOutcome::Interrupted => EXIT_INTERRUPTED,
+    })
+}
+
+fn summary(
+    job: &Job,
+    outcome: &RunOutcome,
+    c: &TaskCounts,
+    progress: &Display,
+    elapsed: Duration,
+    report: Option<&Path>,
+) {
+    let done = progress.done.load(Ordering::Relaxed);
+    let bytes = progress.bytes.load(Ordering::Relaxed);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let status = match outcome {
+        RunOutcome::Complete => "Complete".to_owned(),
+        RunOutcome::Paused => "Paused".to_owned(),
+        RunOutcome::Cancelled => "Cancelled".to_owned(),
+        RunOutcome::Failed(reason) => format!("Failed: {reason}"),
+        RunOutcome::Interrupted => "interrupted (still Active)".to_owned(),
+    };
+    eprintln!("job {}: {status}", job.id);
+    eprintln!(
+        "  tasks     {} total: {} succeeded, {} skipped, {} failed, {} not run",
+        c.total,
+        c.succeeded,
+        c.skipped,
+        c.failed,
+        c.pending + c.leased
+    );
+    eprintln!(
+        "  this run  {done} objects, {} in {:.1} s: {:.0} objects/s, {}/s",
+        human_bytes(bytes),
+        secs,
+        done as f64 / secs,
+        human_bytes((bytes as f64 / secs) as u64)
+    );
+    if let Some(report) = report {
+        eprintln!("  report    {}", report.display());
+    }
+    if matches!(outcome, RunOutcome::Interrupted | RunOutcome::Paused) {
+        let how = if matches!(outcome, RunOutcome::Paused) {
+            format!("reseal job resume {0} && reseal job run {0}", job.id)
+        } else {
+            format!("reseal job run {}", job.id)
+        };
+        eprintln!("  resume    {how}");
+    }
+}
+
+/// Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise.
+struct Display {
+    bar: Option<ProgressBar>,
+    done: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    total: AtomicU64,
+    last_line: std::sync::Mutex<Instant>,
+    started: Instant,
+}
+
+impl Display {
+    fn new() -> Display {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} objects  {msg}  {per_sec}  ETA {eta}",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        Display {
+            bar,
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            last_line: std::sync::Mutex::new(Instant::now()),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Progress for Display {
+    fn start(&self, job: &Job, counts: &TaskCounts) {
+        let remaining = counts.pending + counts.leased;
+        self.total.store(remaining, Ordering::Relaxed);
+        eprintln!(
+            "running job {}: {remaining} of {} tasks to go, {}",
+            job.id, counts.total, job.spec.sse
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_length(remaining);
+        }
+    }
+
+    fn task_done(&self, result: &TaskResult, bytes: u64) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let failed =
+            self.failed.load(Ordering::Relaxed) + u64::from(result.state == TaskState::Failed);
+        if result.state == TaskState::Failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(code = ?result.error_code, message = %result.message, "task failed");
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{}  {failed} failed", human_bytes(bytes)));
+            }
+            None => {
+                let mut last = self.last_line.lock().expect("not poisoned");
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+                    tracing::info!(
+                        done,
+                        total = self.total.load(Ordering::Relaxed),
+                        failed,
+                        bytes,
+                        "progress"
+                    );
+                    eprintln!(
+                        "progress: {done}/{} objects, {}, {failed} failed, {:.0} objects/s",
+                        self.total.load(Ordering::Relaxed),
+                        human_bytes(bytes),
+                        done as f64 / secs
+                    );
+                }
+            }
+        }
+    }
+
+    fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

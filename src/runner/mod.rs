@@ -1,0 +1,442 @@
+//! The runner: leases a job's tasks, carries them out with bounded concurrency against a
+//! [`Target`], records results in batches from one writer, follows operators' pause and
+//! cancel, applies the failure threshold, and stops cleanly on a shutdown signal. It
+//! depends on the `Target` trait, not on S3 or the local store, and prints nothing:
+//! progress goes to a [`Progress`] the caller gives.
+
+pub mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::job::{Job, JobStatus, JobStore, StoreError, Task, TaskCounts, TaskResult, TaskState};
+use crate::target::{ErrorKind, ObjectRef, Target, TargetError};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    /// Re-encrypt objects that are already compliant.
+    pub force: bool,
+    /// Tries per task for transient errors (and changes under us).
+    pub max_attempts: u32,
+    /// The job fails when more than this share of the tasks run so far failed…
+    pub failure_threshold_percent: f64,
+    /// …once at least this many tasks have run.
+    pub failure_threshold_min_tasks: u64,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How long in-flight tasks may take to finish after a stop.
+    pub drain_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            concurrency: 16,
+            force: false,
+            max_attempts: 3,
+            failure_threshold_percent: 50.0,
+            failure_threshold_min_tasks: 1000,
+            lease: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every task ran (some may have failed).
+    Complete,
+    Paused,
+    Cancelled,
+    /// The failure threshold was crossed.
+    Failed(String),
+    /// Stopped by a signal; the job stays Active and resumes with the next run.
+    Interrupted,
+}
+
+/// What the runner reports while it works. Implemented by the command line.
+pub trait Progress: Send + Sync {
+    fn start(&self, job: &Job, counts: &TaskCounts);
+    fn task_done(&self, result: &TaskResult, bytes: u64);
+    fn message(&self, text: &str);
+    fn finish(&self);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("job {id} is {status}: {why}")]
+    NotRunnable {
+        id: String,
+        status: JobStatus,
+        why: &'static str,
+    },
+}
+
+/// An identity for this run's leases: host, process id and a random part. The process id
+/// lets a later run on the same host see at once that the owner is dead.
+pub fn lease_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether a lease owner is a process of this host that no longer runs.
+fn is_dead_local_owner(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let this_host = lease_owner().split(':').next().map(str::to_owned);
+    if this_host.as_deref() != Some(host) {
+        return false;
+    }
+    match pid.parse::<u32>() {
+        Ok(pid) if pid != std::process::id() => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Runs `job` until every task has run, or it is paused, cancelled, failed or interrupted.
+pub async fn run_job<T: Target + Clone>(
+    store: &JobStore,
+    job: &Job,
+    target: T,
+    options: &RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+    progress: &dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let runnable = [JobStatus::Ready, JobStatus::Active];
+    if !runnable.contains(&job.status) {
+        let why = match job.status {
+            JobStatus::Suspended => "confirm it first (`reseal job confirm`)",
+            JobStatus::Paused | JobStatus::Pausing => "resume it first (`reseal job resume`)",
+            _ => "only Ready and Active jobs run",
+        };
+        return Err(RunError::NotRunnable {
+            id: job.id.clone(),
+            status: job.status,
+            why,
+        });
+    }
+    store.transition(job, &runnable, JobStatus::Active).await?;
+    let owner = lease_owner();
+    for dead in store.lease_owners(job).await? {
+        if is_dead_local_owner(&dead) {
+            let n = store.release_leases(job, &dead).await?;
+            progress.message(&format!(
+                "took back {n} tasks of a run that is gone ({dead})"
+            ));
+        }
+    }
+    progress.start(job, &store.task_counts(job).await?);
+
+    let lease_ms = options.lease.as_millis() as i64;
+    let (results_tx, mut results_rx) = mpsc::channel::<(TaskResult, u64)>(options.concurrency * 4);
+    let mut workers: JoinSet<()> = JoinSet::new();
+    let mut queue: std::collections::VecDeque<Task> = Default::default();
+    let mut pending_results: Vec<TaskResult> = Vec::new();
+    let mut last_flush = Instant::now();
+    let mut last_control = Instant::now();
+    let mut last_renew = Instant::now();
+    let mut stop: Option<RunOutcome> = None;
+    let mut exhausted = false;
+    let mut stopped_at: Option<Instant> = None;
+
+    loop {
+        // Leasing: keep about two batches of work ahead of the workers.
+        if stop.is_none() && !exhausted && queue.len() < options.concurrency {
+            let batch = store
+                .lease_tasks(
+                    job,
+                    &owner,
+                    (options.concurrency * 2).max(32) as u32,
+                    lease_ms,
+                )
+                .await?;
+            if batch.is_empty() {
+                exhausted = true;
+            }
+            queue.extend(batch);
+        }
+        while stop.is_none() && workers.len() < options.concurrency {
+            let Some(task) = queue.pop_front() else { break };
+            let target = target.clone();
+            let tx = results_tx.clone();
+            let options = options.clone();
+            workers.spawn(async move {
+                let bytes = task.size.unwrap_or(0);
+                let result = run_task(&target, &task, &options).await;
+                let _ = tx.send((result, bytes)).await;
+            });
+        }
+
+        // Everything leased has run: done, unless another runner still holds tasks.
+        if workers.is_empty() && queue.is_empty() && (exhausted || stop.is_some()) {
+            flush(store, job, &owner, &mut pending_results).await?;
+            if stop.is_some() {
+                break;
+            }
+            let counts = store.task_counts(job).await?;
+            if counts.pending == 0 && counts.leased == 0 {
+                break;
+            }
+            // Another runner's tasks: wait for them, or for their leases to expire.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            exhausted = false;
+        }
+
+        tokio::select! {
+            Some((result, bytes)) = results_rx.recv() => {
+                progress.task_done(&result, bytes);
+                pending_results.push(result);
+            }
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            _ = shutdown.changed(), if stop.is_none() => {
+                if *shutdown.borrow() {
+                    stop = Some(RunOutcome::Interrupted);
+                    stopped_at = Some(Instant::now());
+                    progress.message("stopping: finishing the tasks in flight");
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+
+        if pending_results.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(250) {
+            flush(store, job, &owner, &mut pending_results).await?;
+            last_flush = Instant::now();
+        }
+        if last_renew.elapsed() >= options.lease / 3 {
+            store.renew_leases(job, &owner, lease_ms).await?;
+            last_renew = Instant::now();
+        }
+        if stop.is_none() && last_control.elapsed() >= Duration::from_millis(500) {
+            last_control = Instant::now();
+            let now = store.job(&job.id).await?;
+            stop = match now.status {
+                JobStatus::Pausing | JobStatus::Paused => Some(RunOutcome::Paused),
+                JobStatus::Cancelling | JobStatus::Cancelled => Some(RunOutcome::Cancelled),
+                _ => threshold_crossed(&store.task_counts(job).await?, options)
+                    .map(RunOutcome::Failed),
+            };
+            if stop.is_some() {
+                stopped_at = Some(Instant::now());
+            }
+        }
+        // A drain that takes too long is cut short: those tasks are released below and
+        // run again later (each task is idempotent).
+        if stopped_at.is_some_and(|t| t.elapsed() > options.drain_timeout) {
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+            while let Ok((result, bytes)) = results_rx.try_recv() {
+                progress.task_done(&result, bytes);
+                pending_results.push(result);
+            }
+            flush(store, job, &owner, &mut pending_results).await?;
+            break;
+        }
+    }
+    store.release_leases(job, &owner).await?;
+    progress.finish();
+
+    let outcome = match stop {
+        None => {
+            let counts = store.task_counts(job).await?;
+            match threshold_crossed(&counts, options) {
+                Some(reason) => RunOutcome::Failed(reason),
+                None => RunOutcome::Complete,
+            }
+        }
+        Some(outcome) => outcome,
+    };
+    match &outcome {
+        RunOutcome::Complete => {
+            store
+                .transition(job, &[JobStatus::Active], JobStatus::Complete)
+                .await?;
+        }
+        RunOutcome::Paused => {
+            store
+                .transition(job, &[JobStatus::Pausing], JobStatus::Paused)
+                .await?;
+        }
+        RunOutcome::Cancelled => {
+            store
+                .transition(job, &[JobStatus::Cancelling], JobStatus::Cancelled)
+                .await?;
+        }
+        RunOutcome::Failed(reason) => {
+            store
+                .transition(job, &[JobStatus::Active], JobStatus::Failing)
+                .await?;
+            store.add_failure_reason(job, reason).await?;
+            store
+                .transition(job, &[JobStatus::Failing], JobStatus::Failed)
+                .await?;
+        }
+        RunOutcome::Interrupted => {}
+    }
+    Ok(outcome)
+}
+
+async fn flush(
+    store: &JobStore,
+    job: &Job,
+    owner: &str,
+    results: &mut Vec<TaskResult>,
+) -> Result<(), StoreError> {
+    if !results.is_empty() {
+        store.record_results(job, owner, results).await?;
+        results.clear();
+    }
+    Ok(())
+}
+
+/// The rule S3 Batch Operations uses, with settable numbers.
+fn threshold_crossed(counts: &TaskCounts, options: &RunOptions) -> Option<String> {
+    let ran = counts.succeeded + counts.failed + counts.skipped;
+    if ran >= options.failure_threshold_min_tasks
+        && ran > 0
+        && counts.failed as f64 * 100.0 > options.failure_threshold_percent * ran as f64
+    {
+        Some(format!(
+            "{} of the {ran} tasks run so far failed, more than {}% (the failure threshold, applied from {} tasks)",
+            counts.failed, options.failure_threshold_percent, options.failure_threshold_min_tasks
+        ))
+    } else {
+        None
+    }
+}
+
+/// One task: inspect; skip when compliant; re-encrypt guarded by the ETag seen; confirm.
+async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> TaskResult {
+    let object = ObjectRef {
+        bucket: task.bucket.clone(),
+        key: task.key.clone(),
+        version_id: task.version_id.clone(),
+    };
+    let mut attempts = task.attempts;
+    let fail = |attempts, e: TargetError| TaskResult {
+        seq: task.seq,
+        state: TaskState::Failed,
+        attempts,
+        http_status: e.http_status,
+        error_code: Some(e.code),
+        message: e.message,
+    };
+    loop {
+        attempts += 1;
+        let outcome = async {
+            let seen = target.inspect(&object).await?;
+            if !options.force && target.is_compliant(&seen) {
+                return Ok(Some(format!("already {}", seen.mode)));
+            }
+            target.reencrypt(&object, &seen).await?;
+            let after = target.inspect(&object).await?;
+            if !target.is_compliant(&after) {
+                return Err(TargetError {
+                    kind: ErrorKind::Transient,
+                    http_status: 500,
+                    code: "VerificationFailed".into(),
+                    message: format!("after re-encryption the object is {}", after.mode),
+                });
+            }
+            Ok(None)
+        }
+        .await;
+        match outcome {
+            Ok(skipped) => {
+                return TaskResult {
+                    seq: task.seq,
+                    state: if skipped.is_some() {
+                        TaskState::Skipped
+                    } else {
+                        TaskState::Succeeded
+                    },
+                    attempts,
+                    http_status: 200,
+                    error_code: None,
+                    message: skipped.unwrap_or_else(|| "re-encrypted".into()),
+                };
+            }
+            Err(e)
+                if e.kind == ErrorKind::Permanent
+                    || attempts >= task.attempts + options.max_attempts =>
+            {
+                return fail(attempts, e);
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::Transient {
+                    let base = 100u64 << (attempts - task.attempts).min(6);
+                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
+                    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Inspects every task's object without changing anything; counts what a run would do.
+pub async fn dry_run<T: Target + Clone>(
+    store: &JobStore,
+    job: &Job,
+    target: &T,
+    concurrency: usize,
+) -> Result<DryRunCounts, RunError> {
+    let mut counts = DryRunCounts::default();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut after = -1;
+    loop {
+        let page = store.task_page(job, after, 4096).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        let mut set = JoinSet::new();
+        for (_, record) in page {
+            let object = ObjectRef {
+                bucket: record.bucket,
+                key: record.key,
+                version_id: record.version_id,
+            };
+            let permit = semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            let target = target.clone();
+            set.spawn(async move {
+                let state = target.inspect(&object).await;
+                drop(permit);
+                state.map(|s| target.is_compliant(&s))
+            });
+        }
+        while let Some(state) = set.join_next().await {
+            match state.expect("an inspection does not panic") {
+                Ok(true) => counts.compliant += 1,
+                Ok(false) => counts.would_change += 1,
+                Err(_) => counts.unreachable += 1,
+            }
+        }
+    }
+    Ok(counts)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DryRunCounts {
+    pub would_change: u64,
+    pub compliant: u64,
+    pub unreachable: u64,
+}

@@ -1,0 +1,94 @@
+//! Targets: where objects live. One trait, [`Target`], that the runner drives; two
+//! implementations, the local store (`local.rs`) and, later, S3. A target is built for one
+//! job's wanted encryption, so its methods take only the object.
+
+pub mod local;
+
+use std::fmt;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sse::SseMode;
+
+/// Where a job's objects are, as the job records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetSpec {
+    /// reseal's local store in this folder (absolute).
+    Local { store: String },
+}
+
+impl fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSpec::Local { store } => write!(f, "local store {store}"),
+        }
+    }
+}
+
+/// One object a task names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+/// What an inspection found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    pub etag: String,
+    pub size: u64,
+    pub mode: SseMode,
+    pub kms_key_id: Option<String>,
+    pub key_version: Option<u32>,
+    pub sse_c_key_md5: Option<String>,
+}
+
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling, a server error, a lost connection: retry with backoff.
+    Transient,
+    /// The object changed since it was inspected: inspect again, then retry.
+    Changed,
+    /// Not found, access denied, a wrong key, …: fail the task.
+    Permanent,
+}
+
+/// A failed operation on one object, with the HTTP status and error code S3 would give
+/// (they go into the completion report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    pub kind: ErrorKind,
+    pub http_status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.http_status, self.message)
+    }
+}
+
+/// Where objects live, as the runner sees them.
+pub trait Target: Send + Sync + 'static {
+    /// Reads an object's current state (S3: HEAD).
+    fn inspect(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<ObjectState, TargetError>> + Send;
+
+    /// Whether the object is already encrypted as the job wants.
+    fn is_compliant(&self, state: &ObjectState) -> bool;
+
+    /// Re-encrypts the object in place as the job wants, only if it is still the object
+    /// `seen` describes (its ETag).
+    fn reencrypt(
+        &self,
+        object: &ObjectRef,
+        seen: &ObjectState,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send;
+}
