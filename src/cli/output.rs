@@ -22,8 +22,11 @@ pub struct JobView<'a> {
     pub ingest: IngestCounts,
     pub tasks: TaskCounts,
     pub failure_reasons: &'a [String],
+    pub target: Option<&'a crate::target::TargetSpec>,
     pub created: String,
     pub updated: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
 }
 
 impl<'a> JobView<'a> {
@@ -39,8 +42,11 @@ impl<'a> JobView<'a> {
             ingest: job.ingest,
             tasks,
             failure_reasons: &job.failure_reasons,
+            target: job.target.as_ref(),
             created: format_time(job.created_at),
             updated: format_time(job.updated_at),
+            started: job.started_at.map(format_time),
+            finished: job.finished_at.map(format_time),
         }
     }
 }
@@ -133,6 +139,11 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
         ));
     }
     lines.push(("Filters", v.spec.filter.describe()));
+    lines.push((
+        "Target",
+        v.target
+            .map_or_else(|| "not set yet (given at the first run)".to_owned(), |t| t.to_string()),
+    ));
     let manifest = match v.manifest {
         Some(m) => {
             let mut s = format!("{} {}", m.format, m.location);
@@ -190,6 +201,12 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
     }
     lines.push(("Created", v.created.clone()));
     lines.push(("Updated", v.updated.clone()));
+    if let Some(t) = &v.started {
+        lines.push(("Started", t.clone()));
+    }
+    if let Some(t) = &v.finished {
+        lines.push(("Finished", t.clone()));
+    }
     for reason in v.failure_reasons {
         lines.push(("Failure", reason.clone()));
     }
