@@ -141,8 +141,10 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
     lines.push(("Filters", v.spec.filter.describe()));
     lines.push((
         "Target",
-        v.target
-            .map_or_else(|| "not set yet (given at the first run)".to_owned(), |t| t.to_string()),
+        v.target.map_or_else(
+            || "not set yet (given at the first run)".to_owned(),
+            |t| t.to_string(),
+        ),
     ));
     let manifest = match v.manifest {
         Some(m) => {
