@@ -141,13 +141,36 @@ async fn run_one(
     shutdown: watch::Receiver<bool>,
 ) -> Result<u8, CliError> {
     let given = args.store.as_deref().map(local_target_spec).transpose()?;
+    if let (Some(recorded), Some(given)) = (&job.target, &given)
+        && recorded != given
+    {
+        return Err(CliError::input(format!(
+            "job {} runs against the {recorded}; --store names the {given}",
+            job.id
+        )));
+    }
+    // A finished job does not run again: nothing changes, and the exit code is its outcome's.
+    if job.status.is_final() && !options.dry_run {
+        let c = store.task_counts(job).await?;
+        eprintln!(
+            "job {}: already {}; a finished job does not run again",
+            job.id, job.status
+        );
+        eprintln!(
+            "  tasks     {} total: {} succeeded, {} skipped, {} failed, {} not run",
+            c.total,
+            c.succeeded,
+            c.skipped,
+            c.failed,
+            c.pending + c.leased
+        );
+        return Ok(match job.status {
+            JobStatus::Complete if c.failed > 0 => EXIT_TASKS_FAILED,
+            JobStatus::Complete => 0,
+            _ => EXIT_JOB_FAILED,
+        });
+    }
     let spec = match (&job.target, given) {
-        (Some(recorded), Some(given)) if *recorded != given => {
-            return Err(CliError::input(format!(
-                "job {} runs against the {recorded}; --store names the {given}",
-                job.id
-            )));
-        }
         (Some(recorded), _) => recorded.clone(),
         (None, Some(given)) => {
             store.set_target(job, &given).await?;

@@ -185,8 +185,15 @@ pub async fn run_job<T: Target + Clone>(
             });
         }
 
-        // Everything leased has run: done, unless another runner still holds tasks.
-        if workers.is_empty() && queue.is_empty() && (exhausted || stop.is_some()) {
+        // Everything leased has run: done, unless another runner still holds tasks. After a
+        // stop, tasks still queued are not started: they are released below.
+        if workers.is_empty() && (stop.is_some() || (queue.is_empty() && exhausted)) {
+            // Every worker has ended, so every result is in the channel: the select may
+            // have joined a worker before taking its result.
+            while let Ok((result, bytes)) = results_rx.try_recv() {
+                progress.task_done(&result, bytes);
+                pending_results.push(result);
+            }
             flush(store, job, &owner, &mut pending_results).await?;
             if stop.is_some() {
                 break;
@@ -440,3 +447,6 @@ pub struct DryRunCounts {
     pub compliant: u64,
     pub unreachable: u64,
 }
+
+#[cfg(test)]
+mod tests;
