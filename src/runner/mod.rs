@@ -133,7 +133,15 @@ pub async fn run_job<T: Target + Clone>(
             why,
         });
     }
-    store.transition(job, &runnable, JobStatus::Active).await?;
+    if !store.transition(job, &runnable, JobStatus::Active).await? {
+        // Paused or cancelled between loading the job and starting it.
+        let now = store.job(&job.id).await?;
+        return Err(RunError::NotRunnable {
+            id: job.id.clone(),
+            status: now.status,
+            why: "it changed before the run started",
+        });
+    }
     let owner = lease_owner();
     for dead in store.lease_owners(job).await? {
         if is_dead_local_owner(&dead) {
@@ -179,8 +187,7 @@ pub async fn run_job<T: Target + Clone>(
             let tx = results_tx.clone();
             let options = options.clone();
             workers.spawn(async move {
-                let bytes = task.size.unwrap_or(0);
-                let result = run_task(&target, &task, &options).await;
+                let (result, bytes) = run_task(&target, &task, &options).await;
                 let _ = tx.send((result, bytes)).await;
             });
         }
@@ -330,7 +337,8 @@ fn threshold_crossed(counts: &TaskCounts, options: &RunOptions) -> Option<String
 }
 
 /// One task: inspect; skip when compliant; re-encrypt guarded by the ETag seen; confirm.
-async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> TaskResult {
+/// Returns the result and the object's size as inspected (the manifest may not give it).
+async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (TaskResult, u64) {
     let object = ObjectRef {
         bucket: task.bucket.clone(),
         key: task.key.clone(),
@@ -350,7 +358,7 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> T
         let outcome = async {
             let seen = target.inspect(&object).await?;
             if !options.force && target.is_compliant(&seen) {
-                return Ok(Some(format!("already {}", seen.mode)));
+                return Ok((Some(format!("already {}", seen.mode)), seen.size));
             }
             target.reencrypt(&object, &seen).await?;
             let after = target.inspect(&object).await?;
@@ -362,12 +370,12 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> T
                     message: format!("after re-encryption the object is {}", after.mode),
                 });
             }
-            Ok(None)
+            Ok((None, after.size))
         }
         .await;
         match outcome {
-            Ok(skipped) => {
-                return TaskResult {
+            Ok((skipped, size)) => {
+                let result = TaskResult {
                     seq: task.seq,
                     state: if skipped.is_some() {
                         TaskState::Skipped
@@ -379,12 +387,13 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> T
                     error_code: None,
                     message: skipped.unwrap_or_else(|| "re-encrypted".into()),
                 };
+                return (result, size);
             }
             Err(e)
                 if e.kind == ErrorKind::Permanent
                     || attempts >= task.attempts + options.max_attempts =>
             {
-                return fail(attempts, e);
+                return (fail(attempts, e), task.size.unwrap_or(0));
             }
             Err(e) => {
                 if e.kind == ErrorKind::Transient {
