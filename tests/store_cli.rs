@@ -35,6 +35,7 @@ impl Store {
             .args(args)
             .env("RESEAL_MASTER_KEY", master_b64())
             .env("RESEAL_DB", self.env.db())
+            .env("RESEAL_LOG", "trace")
             .current_dir(self.env.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -403,6 +404,11 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
         outputs.push_str(&r.stderr);
     }
     let sse_c = format!("sse-c:{ssec}");
+    let second = [0x6Du8; 32];
+    let ssec2 = format!("@{}", s.env.write("c2.key", &second).display());
+    let sse_c2 = format!("sse-c:{ssec2}");
+    let manifest = s.env.write("list.csv", b"bkt,c\n").display().to_string();
+    let reports = s.env.path("reports").display().to_string();
     for args in [
         vec![
             "store",
@@ -431,6 +437,33 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
             "store", "head", "--store", &s.dir, "bkt", "c", "--output", "json",
         ],
         vec!["keys", "--store", &s.dir, "audit", "--output", "json"],
+        // A whole job, from SSE-C to SSE-C under another key and back, with its report.
+        vec![
+            "run",
+            "--manifest",
+            &manifest,
+            "--sse",
+            &sse_c2,
+            "--source-sse-c",
+            &ssec,
+            "--store",
+            &s.dir,
+            "--report",
+            &reports,
+        ],
+        vec![
+            "run",
+            "--manifest",
+            &manifest,
+            "--sse",
+            &sse_c,
+            "--source-sse-c",
+            &ssec2,
+            "--store",
+            &s.dir,
+            "--report",
+            &reports,
+        ],
     ] {
         let r = s.run(&args, None);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
@@ -449,7 +482,20 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
             }
         }
     }
-    for secret in [MASTER, customer] {
+    let mut stack = vec![s.env.path("reports")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                files.push(std::fs::read(p).unwrap())
+            }
+        }
+    }
+    files.push(std::fs::read(s.env.db()).unwrap());
+    files.push(std::fs::read(s.env.path("jobs.db-wal")).unwrap_or_default());
+    for secret in [MASTER, customer, second] {
         let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         for form in [B64.encode(secret), hex.clone(), hex.to_uppercase()] {
             assert!(!outputs.contains(&form), "a key appears in the output");
