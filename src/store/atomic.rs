@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub struct AtomicFile {
     file: File,
     tmp: PathBuf,
+    /// Whether the content is durable as it is: [`AtomicFile::sync`] ran and nothing was
+    /// written since.
+    synced: bool,
     committed: bool,
 }
 
@@ -28,28 +31,56 @@ impl AtomicFile {
         Ok(AtomicFile {
             file,
             tmp,
+            synced: false,
             committed: false,
         })
     }
 
     pub fn file(&mut self) -> &mut File {
+        // The caller may write through it.
+        self.synced = false;
         &mut self.file
+    }
+
+    /// Makes the content written so far durable (fsync) without committing it, so that a
+    /// caller can do it before taking a lock that [`AtomicFile::rename`] needs; a commit
+    /// with nothing written since does not fsync the file again.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        self.synced = true;
+        Ok(())
     }
 
     /// Makes the content durable and puts it at `target`, replacing what was there.
     /// `before_rename` runs last, just before the rename (under whatever lock the caller
     /// holds), and can refuse the write.
     pub fn commit_with(
+        self,
+        target: &Path,
+        before_rename: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.rename(target, before_rename)?;
+        sync_dir(target.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// [`AtomicFile::commit_with`] without the final fsync of `target`'s folder: the
+    /// content is durable, but the rename is not until the caller calls [`sync_dir`] on
+    /// that folder, which it must do before it reports the write done or relies on it
+    /// (for example before deleting what the replaced file referred to). Lets a caller
+    /// hold a lock over the check and the rename only, not over the folder's fsync.
+    pub fn rename(
         mut self,
         target: &Path,
         before_rename: impl FnOnce() -> io::Result<()>,
     ) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.sync_all()?;
+        if !self.synced {
+            self.sync()?;
+        }
         before_rename()?;
         std::fs::rename(&self.tmp, target)?;
         self.committed = true;
-        sync_dir(target.parent().unwrap_or(Path::new(".")))
+        Ok(())
     }
 
     pub fn commit(self, target: &Path) -> io::Result<()> {
@@ -59,6 +90,7 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.synced = false;
         self.file.write(buf)
     }
 
