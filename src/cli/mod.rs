@@ -91,9 +91,22 @@ async fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// Whether log lines are JSON: then progress goes only to the log, not as plain lines.
+static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+pub(crate) fn json_logs() -> bool {
+    JSON_LOGS.get().copied().unwrap_or(false)
+}
+
 fn init_logging(format: LogFormat) {
+    let _ = JSON_LOGS.set(matches!(format, LogFormat::Json));
+    // JSON logs are for cron and Kubernetes, where progress lines belong in the log.
+    let default = match format {
+        LogFormat::Text => "warn",
+        LogFormat::Json => "warn,reseal=info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RESEAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -360,7 +360,11 @@ impl Progress for Display {
             self.failed.load(Ordering::Relaxed) + u64::from(result.state == TaskState::Failed);
         if result.state == TaskState::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(code = ?result.error_code, message = %result.message, "task failed");
+            tracing::warn!(
+                code = result.error_code.as_deref().unwrap_or(""),
+                error = %result.message,
+                "task failed"
+            );
         }
         match &self.bar {
             Some(bar) => {
@@ -379,6 +383,9 @@ impl Progress for Display {
                         bytes,
                         "progress"
                     );
+                    if super::json_logs() {
+                        return;
+                    }
                     eprintln!(
                         "progress: {done}/{} objects, {}, {failed} failed, {:.0} objects/s",
                         self.total.load(Ordering::Relaxed),
