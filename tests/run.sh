@@ -14,7 +14,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test"
-cargo test --locked --all-targets
+cargo test --locked
 
 echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
 cargo test --locked --features aws-lc --lib crypto
