@@ -156,14 +156,7 @@ async fn run_one(
             "job {}: already {}; a finished job does not run again",
             job.id, job.status
         );
-        eprintln!(
-            "  tasks     {} total: {} succeeded, {} skipped, {} failed, {} not run",
-            c.total,
-            c.succeeded,
-            c.skipped,
-            c.failed,
-            c.pending + c.leased
-        );
+        print_task_counts(&c);
         return Ok(match job.status {
             JobStatus::Complete if c.failed > 0 => EXIT_TASKS_FAILED,
             JobStatus::Complete => 0,
@@ -277,14 +270,7 @@ fn summary(
         RunOutcome::Interrupted => "interrupted (still Active)".to_owned(),
     };
     eprintln!("job {}: {status}", job.id);
-    eprintln!(
-        "  tasks     {} total: {} succeeded, {} skipped, {} failed, {} not run",
-        c.total,
-        c.succeeded,
-        c.skipped,
-        c.failed,
-        c.pending + c.leased
-    );
+    print_task_counts(c);
     eprintln!(
         "  this run  {done} objects, {} in {:.1} s: {:.0} objects/s, {}/s",
         human_bytes(bytes),
@@ -303,6 +289,17 @@ fn summary(
         };
         eprintln!("  resume    {how}");
     }
+}
+
+fn print_task_counts(c: &TaskCounts) {
+    eprintln!(
+        "  tasks     {} total: {} succeeded, {} skipped, {} failed, {} not run",
+        c.total,
+        c.succeeded,
+        c.skipped,
+        c.failed,
+        c.pending + c.leased
+    );
 }
 
 /// Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise.
