@@ -415,13 +415,20 @@ impl Store {
 
     /// Reads and authenticates an object's metadata.
     pub fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        self.bucket(bucket)?;
+        // The name check keeps any bucket name from becoming a path; the bucket's file is
+        // read only to tell a missing bucket from a missing key (inspections are hot).
+        check_bucket_name(bucket).map_err(|_| StoreError::NoSuchBucket(bucket.to_owned()))?;
         check_key(key)?;
-        self.read_meta(bucket, key)?
-            .ok_or_else(|| StoreError::NoSuchKey {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            })
+        match self.read_meta(bucket, key)? {
+            Some(meta) => Ok(meta),
+            None => {
+                self.bucket(bucket)?;
+                Err(StoreError::NoSuchKey {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                })
+            }
+        }
     }
 
     fn read_meta(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
