@@ -4,6 +4,8 @@
 # CI runs exactly this, through .ci/run, on a clean clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Nothing here reads standard input; make sure no tool sees a stray one.
+exec < /dev/null
 
 export CARGO_TERM_COLOR=never
 
