@@ -18,7 +18,5 @@ cargo test --locked
 echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
 cargo test --locked --features aws-lc --lib crypto
 
-# Last: on a fresh target folder, cargo clippy caches a failed rustc probe (seen with
-# cargo 1.95) that a later cargo test would reuse and fail on.
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings

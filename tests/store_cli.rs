@@ -404,6 +404,7 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
         outputs.push_str(&r.stderr);
     }
     let sse_c = format!("sse-c:{ssec}");
+    let discard = s.env.path("discard.bin").display().to_string();
     let second = [0x6Du8; 32];
     let ssec2 = format!("@{}", s.env.write("c2.key", &second).display());
     let sse_c2 = format!("sse-c:{ssec2}");
@@ -422,16 +423,7 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
             &sse_c,
         ],
         vec![
-            "store",
-            "get",
-            "--store",
-            &s.dir,
-            "bkt",
-            "c",
-            "--sse-c",
-            &ssec,
-            "-o",
-            "/dev/null",
+            "store", "get", "--store", &s.dir, "bkt", "c", "--sse-c", &ssec, "-o", &discard,
         ],
         vec![
             "store", "head", "--store", &s.dir, "bkt", "c", "--output", "json",
@@ -570,4 +562,28 @@ fn the_known_answer_store_stays_readable() {
             "{name}"
         );
     }
+}
+
+/// `store get -o /dev/null` once renamed a regular file over the device; an output that
+/// is not a regular file must be written to, never replaced.
+#[test]
+fn get_into_a_pipe_writes_to_it_instead_of_replacing_it() {
+    let s = Store::new();
+    let file = s.env.write("in.bin", &body(70_000));
+    s.store_cmd("put", &["bkt", "o", file.to_str().unwrap()]);
+    let fifo = s.env.path("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let r = s.store_cmd("get", &["bkt", "o", "-o", fifo.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(reader.join().unwrap(), body(70_000));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the pipe is still a pipe"
+    );
 }

@@ -250,6 +250,18 @@ pub fn run(command: StoreCommand) -> CliResult {
                         _ => {}
                     }
                 }
+                // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`) is written to as it
+                // is; renaming a file over it would replace the device.
+                Some(path) if path.exists() && !path.is_file() => {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                    out.flush()
+                        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+                }
                 Some(path) => {
                     let dir = path
                         .parent()
