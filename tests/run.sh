@@ -12,11 +12,11 @@ export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
 echo "== cargo test"
 cargo test --locked
 
 echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
 cargo test --locked --features aws-lc --lib crypto
-
-echo "== cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
