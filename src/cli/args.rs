@@ -47,6 +47,18 @@ pub enum Command {
     Keys(KeysArgs),
     /// Create a job and run it to the end, then print a summary.
     Run(Box<RunAllArgs>),
+    /// Re-check every object of a job and list those that are not encrypted as it wants.
+    Verify {
+        /// The job id, or an unambiguous prefix of it.
+        id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Objects inspected at once.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        concurrency: u32,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Everything end to end on a local store made from nothing, in ./reseal-demo.
     Demo {
         /// Where the demo's store, manifest, job store and report go.
@@ -66,16 +78,35 @@ pub struct RunAllArgs {
     pub run: RunOptionArgs,
 }
 
-/// Where a job's objects are.
+/// Where a job's objects are: the local store with --store, S3 otherwise.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
-    /// The local store the job works on (recorded with the job).
+    /// The local store the job works on (recorded with the job). Without it, S3.
     #[arg(long, env = "RESEAL_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 
     /// A file with the local store's master key; otherwise RESEAL_MASTER_KEY.
     #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// How to reach S3. Credentials come from the AWS chain (environment, profile, SSO,
+/// instance metadata, assume-role).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "S3")]
+pub struct S3Args {
+    /// An S3-compatible store's URL (path-style addressing; recorded with the job).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The AWS region (otherwise AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// A profile of ~/.aws/config (otherwise AWS_PROFILE or default).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// How a run goes.
@@ -99,6 +130,25 @@ pub struct RunOptionArgs {
     /// …once at least this many tasks have run.
     #[arg(long, default_value_t = 1000)]
     pub failure_threshold_min_tasks: u64,
+
+    /// S3: UpdateObjectEncryption where it applies (auto), always copy, or only update.
+    #[arg(long, value_enum, default_value_t = crate::target::s3::Method::Auto, help_heading = "S3")]
+    pub method: crate::target::s3::Method,
+    /// S3: objects larger than this are copied in parts (at most 5GiB).
+    #[arg(long, value_name = "SIZE", default_value = "5GiB", help_heading = "S3")]
+    pub multipart_threshold: String,
+    /// S3: the part size of multipart copies (5MiB to 5GiB).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", help_heading = "S3")]
+    pub part_size: String,
+    /// S3: re-apply each object's ACL after the copy (S3 does not copy ACLs).
+    #[arg(long, help_heading = "S3")]
+    pub preserve_acl: bool,
+    /// S3: delete a key's noncurrent versions once its current version is re-encrypted.
+    #[arg(long, help_heading = "S3")]
+    pub delete_noncurrent: bool,
+    /// S3: at most this many requests per second (a hard cap under adaptive pacing).
+    #[arg(long, value_name = "N", help_heading = "S3")]
+    pub max_rps: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -149,9 +199,11 @@ pub enum JobCommand {
     /// Write a job's completion report.
     Report {
         id: String,
-        /// The folder the report goes to (job-ID/ is made in it).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        /// The folder the report goes to (job-ID/ is made in it), or s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "DIR|S3URL")]
+        out: String,
+        #[command(flatten)]
+        s3: S3Args,
         #[arg(long, value_enum, default_value_t = ReportScope::All)]
         scope: ReportScope,
     },
@@ -164,10 +216,21 @@ pub enum JobCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["manifest", "from_listing"])))]
 pub struct CreateArgs {
-    /// The manifest: an S3 Inventory manifest.json, or a plain CSV of bucket,key[,versionId].
-    #[arg(long, value_name = "PATH")]
-    pub manifest: String,
+    /// The manifest: an S3 Inventory manifest.json, or a plain CSV of bucket,key[,versionId];
+    /// a local file or s3://BUCKET/KEY.
+    #[arg(long, value_name = "PATH|S3URL")]
+    pub manifest: Option<String>,
+
+    /// No manifest: list s3://BUCKET/PREFIX (ListObjectsV2) and make every object a task.
+    #[arg(long, value_name = "S3URL")]
+    pub from_listing: Option<String>,
+
+    /// With --from-listing: list versions (ListObjectVersions); current versions become
+    /// tasks, noncurrent ones are counted.
+    #[arg(long, requires = "from_listing")]
+    pub all_versions: bool,
 
     /// The wanted encryption: sse-s3 | sse-kms[:KEY] | dsse-kms:KEY | sse-c:@FILE | sse-c:env:VAR.
     #[arg(long, value_name = "SPEC")]
@@ -230,8 +293,8 @@ pub struct CreateArgs {
     #[arg(long, default_value = "")]
     pub description: String,
 
-    /// Where the completion report goes (a folder).
-    #[arg(long, value_name = "DIR")]
+    /// Where the completion report goes: a folder or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "DIR|S3URL")]
     pub report: Option<String>,
 
     /// Which tasks the report lists.

@@ -122,10 +122,17 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         customer_path.display(),
         store_dir.display()
     );
-    let job = super::job::create_and_ingest(&jobs, new, manifest).await?;
+    let job = super::job::create_and_ingest(
+        &jobs,
+        new,
+        super::job::Source::File(manifest),
+        &Default::default(),
+    )
+    .await?;
     let target = TargetArgs {
         store: None,
         master_key_file: Some(master_path),
+        s3: Default::default(),
     };
     let options = RunOptionArgs {
         concurrency: 16,
@@ -134,6 +141,12 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         max_attempts: 3,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,
+        method: crate::target::s3::Method::Auto,
+        multipart_threshold: "5GiB".into(),
+        part_size: "64MiB".into(),
+        preserve_acl: false,
+        delete_noncurrent: false,
+        max_rps: None,
     };
     let outcome = super::run::run_jobs(&jobs, Some(&job.id), &target, &options).await;
 

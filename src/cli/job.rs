@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::args::S3Args;
+use crate::target::s3io::{self, S3Url, TempDir};
+
 use super::args::{CreateArgs, JobCommand, Output};
 use super::output;
 use super::{CliError, CliResult};
@@ -19,9 +22,11 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
     };
     let store = JobStore::open(db).await?;
     match command {
-        JobCommand::Create(_) => {
-            let (new, manifest) = create.expect("validated above");
-            create_job(&store, new, manifest).await
+        JobCommand::Create(args) => {
+            let (new, source) = create.expect("validated above");
+            let job = create_and_ingest(&store, new, source, &args.target.s3).await?;
+            println!("{}", job.id);
+            Ok(())
         }
         JobCommand::List { status, output } => {
             let status = status
@@ -57,12 +62,19 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
             target,
             options,
         } => super::run::run_jobs(&store, id.as_deref(), &target, &options).await,
-        JobCommand::Report { id, out, scope } => {
+        JobCommand::Report { id, out, scope, s3 } => {
             let job = store.job(&id).await?;
-            let path = crate::runner::report::write_report(&store, &job, &out, scope)
-                .await
-                .map_err(CliError::failed)?;
-            eprintln!("report of job {}: {}", job.id, path.display());
+            let out = if out.starts_with("s3://") {
+                S3Url::parse(&out).map_err(|e| CliError::input(format!("--out {e}")))?;
+                out
+            } else {
+                std::path::absolute(&out)
+                    .map_err(|e| CliError::input(format!("--out {out}: {e}")))?
+                    .display()
+                    .to_string()
+            };
+            let at = super::run::write_report(&store, &job, &out, scope, None, &s3).await?;
+            eprintln!("report of job {}: {at}", job.id);
             Ok(())
         }
         JobCommand::Priority { id, priority } => {
@@ -80,19 +92,60 @@ async fn steer(store: &JobStore, id: &str, op: Operation) -> CliResult {
     Ok(())
 }
 
-async fn create_job(store: &JobStore, new: NewJob, manifest: PathBuf) -> CliResult {
-    let job = create_and_ingest(store, new, manifest).await?;
-    println!("{}", job.id);
-    Ok(())
+/// Where a job's objects are listed.
+#[derive(Debug)]
+pub enum Source {
+    File(PathBuf),
+    /// A manifest on S3.
+    S3(S3Url),
+    /// No manifest: a listing of a bucket (prefix).
+    Listing { url: S3Url, all_versions: bool },
 }
 
-/// Creates a job from its manifest and says so on stderr.
+/// Creates a job from its manifest and says so on stderr. A manifest on S3, or a listing,
+/// is fetched into a temporary folder first and read from there.
 pub async fn create_and_ingest(
     store: &JobStore,
     new: NewJob,
-    manifest: PathBuf,
+    source: Source,
+    s3: &S3Args,
 ) -> Result<crate::job::Job, CliError> {
-    match job::create_job(store, new, manifest).await {
+    let mut temp = None;
+    let path = match source {
+        Source::File(path) => path,
+        Source::S3(url) => {
+            let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
+            let dir = TempDir::new("manifest").map_err(CliError::failed)?;
+            let path = s3io::fetch_manifest(&client, &url, dir.path())
+                .await
+                .map_err(|e| CliError::input(format!("--manifest {e}")))?;
+            temp = Some((dir, format!("s3://{}/", url.bucket)));
+            path
+        }
+        Source::Listing { url, all_versions } => {
+            let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
+            let dir = TempDir::new("listing").map_err(CliError::failed)?;
+            let path = dir.path().join("listing.csv");
+            let counts = s3io::list_to_csv(&client, &url, all_versions, &path)
+                .await
+                .map_err(|e| CliError::input(format!("--from-listing {e}")))?;
+            if all_versions {
+                eprintln!(
+                    "listed {url}: {} current versions; {} noncurrent versions and {} delete markers are not tasks",
+                    counts.objects, counts.noncurrent_versions, counts.delete_markers
+                );
+            }
+            temp = Some((dir, format!("{url} (listing) ")));
+            path
+        }
+    };
+    let outcome = job::create_job(store, new, path).await;
+    // Errors name the S3 location, not the temporary copy.
+    let shown = |text: String| match &temp {
+        Some((dir, shown)) => text.replace(&format!("{}/", dir.path().display()), shown),
+        None => text,
+    };
+    match outcome {
         Ok((job, counts)) => {
             eprintln!(
                 "job {}: {} ({} tasks from {} rows; {} filtered out, {} delete markers, {} noncurrent versions)",
@@ -110,13 +163,22 @@ pub async fn create_and_ingest(
             Ok(job)
         }
         Err(IngestError::Manifest { job_id, reason }) => Err(CliError::input(format!(
-            "{reason}\njob {job_id} is Failed and holds no tasks"
+            "{}\njob {job_id} is Failed and holds no tasks",
+            shown(reason)
         ))),
         Err(IngestError::Store(e)) => Err(e.into()),
     }
 }
 
-pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError> {
+/// The endpoint a new job's S3 target names, for reading its manifest.
+fn endpoint_for(new: &NewJob) -> Option<String> {
+    match &new.target {
+        Some(crate::target::TargetSpec::S3 { endpoint_url }) => endpoint_url.clone(),
+        _ => None,
+    }
+}
+
+pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> {
     let sse = SseSpec::parse(&args.sse).map_err(|e| CliError::input(format!("--sse {e}")))?;
     let source_sse_c = args
         .source_sse_c
@@ -193,11 +255,12 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError>
     }
     let report = match &args.report {
         None => None,
-        Some(dest) if dest.starts_with("s3://") => {
-            return Err(CliError::input(format!(
-                "--report {dest}: reports are written to a local folder in this version"
-            )));
-        }
+        Some(dest) if dest.starts_with("s3://") => Some(ReportSpec {
+            destination: S3Url::parse(dest)
+                .map_err(|e| CliError::input(format!("--report {e}")))?
+                .to_string(),
+            scope: args.report_scope.unwrap_or(ReportScope::All),
+        }),
         Some(dest) => Some(ReportSpec {
             destination: std::path::absolute(dest)
                 .map_err(|e| CliError::input(format!("--report {dest}: {e}")))?
@@ -207,16 +270,41 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError>
         }),
     };
 
-    let manifest = Path::new(&args.manifest);
-    if args.manifest.starts_with("s3://") {
-        return Err(CliError::input(format!(
-            "--manifest {}: manifests are read from local files in this version",
-            args.manifest
-        )));
+    let (source, location) = match (&args.manifest, &args.from_listing) {
+        (Some(m), None) if m.starts_with("s3://") => {
+            let url = S3Url::parse(m).map_err(|e| CliError::input(format!("--manifest {e}")))?;
+            let shown = url.to_string();
+            (Source::S3(url), shown)
+        }
+        (Some(m), None) => {
+            let path = std::path::absolute(Path::new(m))
+                .map_err(|e| CliError::input(format!("--manifest {m}: {e}")))?;
+            let shown = path.display().to_string();
+            (Source::File(path), shown)
+        }
+        (None, Some(l)) => {
+            let url =
+                S3Url::parse(l).map_err(|e| CliError::input(format!("--from-listing {e}")))?;
+            let shown = format!("listing of {url}");
+            (
+                Source::Listing {
+                    url,
+                    all_versions: args.all_versions,
+                },
+                shown,
+            )
+        }
+        _ => {
+            return Err(CliError::input(
+                "give one of --manifest PATH|S3URL and --from-listing S3URL",
+            ));
+        }
+    };
+    if args.target.store.is_some() && args.target.s3.endpoint_url.is_some() {
+        return Err(CliError::input(
+            "--store and --endpoint-url name two targets: give one",
+        ));
     }
-    let manifest = std::path::absolute(manifest)
-        .map_err(|e| CliError::input(format!("--manifest {}: {e}", args.manifest)))?;
-
     let spec = JobSpec {
         sse,
         source_sse_c,
@@ -228,17 +316,18 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, PathBuf), CliError>
     Ok((
         NewJob {
             spec,
-            target: args
-                .target
-                .store
-                .as_deref()
-                .map(super::run::local_target_spec)
-                .transpose()?,
+            target: match (&args.target.store, &args.target.s3.endpoint_url) {
+                (Some(dir), _) => Some(super::run::local_target_spec(dir)?),
+                (None, Some(url)) => Some(crate::target::TargetSpec::S3 {
+                    endpoint_url: Some(url.clone()),
+                }),
+                (None, None) => None,
+            },
             priority: args.priority,
             description: args.description.clone(),
-            manifest_location: manifest.display().to_string(),
+            manifest_location: location,
         },
-        manifest,
+        source,
     ))
 }
 

@@ -87,6 +87,12 @@ async fn run(cli: Cli) -> CliResult {
         Command::Store(command) => store::run(command),
         Command::Keys(args) => keys::run(&args.store, args.command).await,
         Command::Run(args) => run::run_all(&cli.db, *args).await,
+        Command::Verify {
+            id,
+            target,
+            concurrency,
+            output,
+        } => run::verify(&cli.db, &id, &target, concurrency, output).await,
         Command::Demo { dir, objects } => demo::run(&dir, objects).await,
     }
 }

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use tokio::sync::watch;
 
-use super::args::{RunAllArgs, RunOptionArgs, TargetArgs};
+use super::args::{RunAllArgs, RunOptionArgs, S3Args, TargetArgs};
 use super::output::human_bytes;
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
@@ -20,8 +20,11 @@ use crate::job::{Job, JobStatus, JobStore, TaskCounts, TaskResult, TaskState};
 use crate::runner::{self, Progress, RunOptions, RunOutcome};
 use crate::sse::{CustomerKeyRef, SseSpec};
 use crate::store::Store;
-use crate::target::TargetSpec;
+use crate::job::ReportScope;
 use crate::target::local::LocalTarget;
+use crate::target::s3::{self, Connection, S3Options, S3Target};
+use crate::target::s3io::{S3Url, TempDir};
+use crate::target::{AnyTarget, TargetSpec};
 
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_JOB_FAILED: u8 = 3;
@@ -37,14 +40,9 @@ pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
 
 /// `reseal run`: create, then run to the end.
 pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
-    let (new, manifest) = super::job::validate_create(&args.create)?;
-    if new.target.is_none() {
-        return Err(CliError::input(
-            "give the target: --store DIR (the local store the objects are in)",
-        ));
-    }
+    let (new, source) = super::job::validate_create(&args.create)?;
     let store = JobStore::open(db).await?;
-    let job = super::job::create_and_ingest(&store, new, manifest).await?;
+    let job = super::job::create_and_ingest(&store, new, source, &args.create.target.s3).await?;
     if job.status == JobStatus::Suspended {
         return Ok(());
     }
@@ -133,6 +131,145 @@ fn load_key(what: &str, key: &CustomerKeyRef) -> Result<CustomerKey, CliError> {
     Ok(loaded)
 }
 
+/// The target a job runs against: the one it recorded, or the one given (then recorded).
+/// Without `--store`, S3 (at `--endpoint-url` when given).
+pub async fn resolve_target_spec(
+    store: &JobStore,
+    job: &Job,
+    args: &TargetArgs,
+) -> Result<TargetSpec, CliError> {
+    let given = match (&args.store, &args.s3.endpoint_url) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::input(
+                "--store and --endpoint-url name two targets: give one",
+            ));
+        }
+        (Some(dir), None) => Some(local_target_spec(dir)?),
+        (None, Some(url)) => Some(TargetSpec::S3 {
+            endpoint_url: Some(url.clone()),
+        }),
+        (None, None) => None,
+    };
+    if let (Some(recorded), Some(given)) = (&job.target, &given)
+        && recorded != given
+    {
+        return Err(CliError::input(format!(
+            "job {} runs against the {recorded}; the options name the {given}",
+            job.id
+        )));
+    }
+    Ok(match (&job.target, given) {
+        (Some(recorded), _) => recorded.clone(),
+        (None, given) => {
+            let spec = given.unwrap_or(TargetSpec::S3 { endpoint_url: None });
+            store.set_target(job, &spec).await?;
+            spec
+        }
+    })
+}
+
+/// Opens a job's target with the keys it needs.
+pub async fn open_target(
+    job: &Job,
+    spec: &TargetSpec,
+    args: &TargetArgs,
+    options: Option<&RunOptionArgs>,
+) -> Result<AnyTarget, CliError> {
+    let target_key = match &job.spec.sse {
+        SseSpec::SseC { key } => Some(load_key("--sse", key)?),
+        _ => None,
+    };
+    let source_key = job
+        .spec
+        .source_sse_c
+        .as_ref()
+        .map(|k| load_key("--source-sse-c", k))
+        .transpose()?;
+    match spec {
+        TargetSpec::Local { store: dir } => {
+            let master =
+                MasterKey::load(args.master_key_file.as_deref()).map_err(CliError::input)?;
+            let local = Store::open(Path::new(dir), master)?;
+            Ok(AnyTarget::Local(Arc::new(LocalTarget::new(
+                local,
+                &job.spec,
+                target_key,
+                source_key,
+            )?)))
+        }
+        TargetSpec::S3 { endpoint_url } => {
+            let client = connect_s3(endpoint_url.clone(), &args.s3).await?;
+            let mut s3_options = match options {
+                Some(o) => s3_options(o)?,
+                None => S3Options::default(),
+            };
+            s3_options.amazon = endpoint_url.is_none();
+            if s3_options.method == s3::Method::Update && endpoint_url.is_some() {
+                return Err(CliError::input(
+                    "--method update needs Amazon S3: a server that does not know UpdateObjectEncryption may take it for a PutObject and replace the object with the request's XML (moto does); use --method copy or auto with --endpoint-url",
+                ));
+            }
+            Ok(AnyTarget::S3(Arc::new(S3Target::new(
+                client,
+                &job.spec,
+                target_key,
+                source_key,
+                s3_options,
+            ))))
+        }
+    }
+}
+
+pub async fn connect_s3(
+    endpoint_url: Option<String>,
+    args: &S3Args,
+) -> Result<aws_sdk_s3::Client, CliError> {
+    crate::target::s3::connect(&Connection {
+        endpoint_url,
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+    })
+    .await
+    .map_err(CliError::input)
+}
+
+fn s3_options(o: &RunOptionArgs) -> Result<S3Options, CliError> {
+    let size = |flag: &str, text: &str| {
+        super::job::parse_size(text).map_err(|e| CliError::input(format!("{flag} {e}")))
+    };
+    let multipart_threshold = size("--multipart-threshold", &o.multipart_threshold)?;
+    if multipart_threshold > s3::MAX_COPY_SIZE {
+        return Err(CliError::input(format!(
+            "--multipart-threshold {}: at most 5GiB (the largest object one CopyObject copies)",
+            o.multipart_threshold
+        )));
+    }
+    let part_size = size("--part-size", &o.part_size)?;
+    if !(s3::MIN_PART_SIZE..=s3::MAX_COPY_SIZE).contains(&part_size) {
+        return Err(CliError::input(format!(
+            "--part-size {}: S3 takes parts of 5MiB to 5GiB",
+            o.part_size
+        )));
+    }
+    if let Some(rps) = o.max_rps
+        && !(rps.is_finite() && rps > 0.0)
+    {
+        return Err(CliError::input(format!(
+            "--max-rps {rps}: give a positive number"
+        )));
+    }
+    Ok(S3Options {
+        method: o.method,
+        multipart_threshold,
+        part_size,
+        preserve_acl: o.preserve_acl,
+        delete_noncurrent: o.delete_noncurrent,
+        max_in_flight: o.concurrency as usize,
+        max_rps: o.max_rps,
+        ..S3Options::default()
+    })
+}
+
 async fn run_one(
     store: &JobStore,
     job: &Job,
@@ -140,15 +277,6 @@ async fn run_one(
     options: &RunOptionArgs,
     shutdown: watch::Receiver<bool>,
 ) -> Result<u8, CliError> {
-    let given = args.store.as_deref().map(local_target_spec).transpose()?;
-    if let (Some(recorded), Some(given)) = (&job.target, &given)
-        && recorded != given
-    {
-        return Err(CliError::input(format!(
-            "job {} runs against the {recorded}; --store names the {given}",
-            job.id
-        )));
-    }
     // A finished job does not run again: nothing changes, and the exit code is its outcome's.
     if job.status.is_final() && !options.dry_run {
         let c = store.task_counts(job).await?;
@@ -163,33 +291,8 @@ async fn run_one(
             _ => EXIT_JOB_FAILED,
         });
     }
-    let spec = match (&job.target, given) {
-        (Some(recorded), _) => recorded.clone(),
-        (None, Some(given)) => {
-            store.set_target(job, &given).await?;
-            given
-        }
-        (None, None) => {
-            return Err(CliError::input(format!(
-                "job {} has no target yet: give --store DIR",
-                job.id
-            )));
-        }
-    };
-    let TargetSpec::Local { store: dir } = &spec;
-    let master = MasterKey::load(args.master_key_file.as_deref()).map_err(CliError::input)?;
-    let local = Store::open(Path::new(dir), master)?;
-    let target_key = match &job.spec.sse {
-        SseSpec::SseC { key } => Some(load_key("--sse", key)?),
-        _ => None,
-    };
-    let source_key = job
-        .spec
-        .source_sse_c
-        .as_ref()
-        .map(|k| load_key("--source-sse-c", k))
-        .transpose()?;
-    let target = Arc::new(LocalTarget::new(local, &job.spec, target_key, source_key)?);
+    let spec = resolve_target_spec(store, job, args).await?;
+    let target = open_target(job, &spec, args, Some(options)).await?;
 
     if options.dry_run {
         let started = Instant::now();
@@ -218,7 +321,7 @@ async fn run_one(
     };
     let progress = Display::new();
     let started = Instant::now();
-    let outcome = runner::run_job(store, job, target, &run_options, shutdown, &progress)
+    let outcome = runner::run_job(store, job, target.clone(), &run_options, shutdown, &progress)
         .await
         .map_err(|e| match e {
             runner::RunError::NotRunnable { .. } => CliError::input(e),
@@ -228,13 +331,23 @@ async fn run_one(
     let counts = store.task_counts(job).await?;
 
     let report = match (&outcome, &job.spec.report) {
-        (RunOutcome::Complete | RunOutcome::Failed(_) | RunOutcome::Cancelled, Some(r)) => Some(
-            runner::report::write_report(store, job, Path::new(&r.destination), r.scope)
-                .await
-                .map_err(CliError::failed)?,
-        ),
+        (RunOutcome::Complete | RunOutcome::Failed(_) | RunOutcome::Cancelled, Some(r)) => {
+            let client = match &target {
+                AnyTarget::S3(t) => Some(t.client().clone()),
+                AnyTarget::Local(_) => None,
+            };
+            Some(write_report(store, job, &r.destination, r.scope, client, &args.s3).await?)
+        }
         _ => None,
     };
+    if let AnyTarget::S3(t) = &target
+        && t.pacer().throttled() > 0
+    {
+        progress.message(&format!(
+            "the server throttled or failed {} requests; they were retried with backoff and less concurrency",
+            t.pacer().throttled()
+        ));
+    }
     summary(
         job,
         &outcome,
@@ -257,7 +370,7 @@ fn summary(
     c: &TaskCounts,
     progress: &Display,
     elapsed: Duration,
-    report: Option<&Path>,
+    report: Option<&str>,
 ) {
     let done = progress.done.load(Ordering::Relaxed);
     let bytes = progress.bytes.load(Ordering::Relaxed);
@@ -279,7 +392,7 @@ fn summary(
         human_bytes((bytes as f64 / secs) as u64)
     );
     if let Some(report) = report {
-        eprintln!("  report    {}", report.display());
+        eprintln!("  report    {report}");
     }
     if matches!(outcome, RunOutcome::Interrupted | RunOutcome::Paused) {
         let how = if matches!(outcome, RunOutcome::Paused) {
@@ -405,5 +518,107 @@ impl Progress for Display {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Writes a job's report into a folder or to s3://BUCKET/PREFIX; returns where it is.
+pub async fn write_report(
+    store: &JobStore,
+    job: &Job,
+    destination: &str,
+    scope: ReportScope,
+    client: Option<aws_sdk_s3::Client>,
+    s3: &S3Args,
+) -> Result<String, CliError> {
+    if !destination.starts_with("s3://") {
+        let path = runner::report::write_report(store, job, Path::new(destination), scope)
+            .await
+            .map_err(CliError::failed)?;
+        return Ok(path.display().to_string());
+    }
+    let url = S3Url::parse(destination).map_err(CliError::input)?;
+    let client = match client {
+        Some(c) => c,
+        None => connect_s3(endpoint_of(job), s3).await?,
+    };
+    let temp = TempDir::new("report").map_err(CliError::failed)?;
+    let local = runner::report::write_report(store, job, temp.path(), scope)
+        .await
+        .map_err(CliError::failed)?;
+    crate::target::s3io::upload_dir(&client, temp.path(), &url)
+        .await
+        .map_err(|e| CliError::failed(format!("report to {url}: {e}")))?;
+    let relative = local
+        .strip_prefix(temp.path())
+        .expect("written under the folder")
+        .to_string_lossy()
+        .into_owned();
+    Ok(format!(
+        "s3://{}/{}",
+        url.bucket,
+        [url.key.trim_end_matches('/'), &relative]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("/")
+    ))
+}
+
+/// The endpoint a job's S3 target recorded, if any.
+pub fn endpoint_of(job: &Job) -> Option<String> {
+    match &job.target {
+        Some(TargetSpec::S3 { endpoint_url }) => endpoint_url.clone(),
+        _ => None,
+    }
+}
+
+/// `reseal verify ID`: re-checks every object of a finished job.
+pub async fn verify(
+    db: &str,
+    id: &str,
+    args: &TargetArgs,
+    concurrency: u32,
+    output: super::args::Output,
+) -> CliResult {
+    let store = JobStore::open(db).await?;
+    let job = store.job(id).await?;
+    if !job.status.is_final() {
+        return Err(CliError::input(format!(
+            "job {} is {}: verify checks a finished job (Complete, Failed or Cancelled)",
+            job.id, job.status
+        )));
+    }
+    let spec = resolve_target_spec(&store, &job, args).await?;
+    let target = open_target(&job, &spec, args, None).await?;
+    let (checked, bad) = runner::verify(&store, &job, &target, concurrency as usize)
+        .await
+        .map_err(CliError::failed)?;
+    match output {
+        super::args::Output::Json => super::output::print_json(&serde_json::json!({
+            "job": job.id,
+            "checked": checked,
+            "not_compliant": bad,
+        }))?,
+        super::args::Output::Table => {
+            for b in &bad {
+                println!("{}/{}\t{}", b.bucket, b.key, b.found);
+            }
+        }
+    }
+    eprintln!(
+        "job {}: {checked} objects checked, {} compliant, {} not ({})",
+        job.id,
+        checked - bad.len() as u64,
+        bad.len(),
+        job.spec.sse
+    );
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: EXIT_TASKS_FAILED,
+            message: String::new(),
+        })
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::job::{Job, JobStatus, JobStore, StoreError, Task, TaskCounts, TaskResult, TaskState};
-use crate::target::{ErrorKind, ObjectRef, Target, TargetError};
+use crate::target::{ErrorKind, ObjectRef, ObjectState, Target, TargetError};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -353,14 +353,42 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
         error_code: Some(e.code),
         message: e.message,
     };
+    // Set when a write failed without an answer that says whether it took effect: a later
+    // inspection that finds the object compliant then counts it as this task's success.
+    let mut maybe_written = false;
     loop {
         attempts += 1;
         let outcome = async {
             let seen = target.inspect(&object).await?;
-            if !options.force && target.is_compliant(&seen) {
-                return Ok((Some(format!("already {}", seen.mode)), seen.size));
+            if maybe_written && target.is_compliant(&seen) {
+                return Ok((
+                    TaskState::Succeeded,
+                    "re-encrypted (confirmed after a retry)".to_owned(),
+                    seen.size,
+                ));
             }
-            target.reencrypt(&object, &seen).await?;
+            // A copy always becomes the current version: a manifest version that is no
+            // longer current is not touched (copying it would roll the object back).
+            if let (Some(listed), Some(current)) = (&object.version_id, &seen.version_id)
+                && listed != current
+                && listed != "null"
+            {
+                return Ok((
+                    TaskState::Skipped,
+                    format!("superseded: version {listed} is no longer current (current: {current})"),
+                    seen.size,
+                ));
+            }
+            if !options.force && target.is_compliant(&seen) {
+                return Ok((TaskState::Skipped, format!("already {}", seen.mode), seen.size));
+            }
+            let note = match target.reencrypt(&object, &seen).await {
+                Ok(note) => note,
+                Err(e) => {
+                    maybe_written |= e.kind == ErrorKind::Transient;
+                    return Err(e);
+                }
+            };
             let after = target.inspect(&object).await?;
             if !target.is_compliant(&after) {
                 return Err(TargetError {
@@ -370,22 +398,18 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
                     message: format!("after re-encryption the object is {}", after.mode),
                 });
             }
-            Ok((None, after.size))
+            Ok((TaskState::Succeeded, note, after.size))
         }
         .await;
         match outcome {
-            Ok((skipped, size)) => {
+            Ok((state, message, size)) => {
                 let result = TaskResult {
                     seq: task.seq,
-                    state: if skipped.is_some() {
-                        TaskState::Skipped
-                    } else {
-                        TaskState::Succeeded
-                    },
+                    state,
                     attempts,
                     http_status: 200,
                     error_code: None,
-                    message: skipped.unwrap_or_else(|| "re-encrypted".into()),
+                    message,
                 };
                 return (result, size);
             }
@@ -406,14 +430,15 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
     }
 }
 
-/// Inspects every task's object without changing anything; counts what a run would do.
-pub async fn dry_run<T: Target + Clone>(
+/// Inspects every task's object without changing anything, `concurrency` at once, and
+/// hands each object with what was found to `each`, in no particular order.
+pub async fn inspect_all<T: Target + Clone>(
     store: &JobStore,
     job: &Job,
     target: &T,
     concurrency: usize,
-) -> Result<DryRunCounts, RunError> {
-    let mut counts = DryRunCounts::default();
+    mut each: impl FnMut(ObjectRef, Result<ObjectState, TargetError>),
+) -> Result<(), RunError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut after = -1;
     loop {
@@ -436,18 +461,73 @@ pub async fn dry_run<T: Target + Clone>(
             set.spawn(async move {
                 let state = target.inspect(&object).await;
                 drop(permit);
-                state.map(|s| target.is_compliant(&s))
+                (object, state)
             });
         }
-        while let Some(state) = set.join_next().await {
-            match state.expect("an inspection does not panic") {
-                Ok(true) => counts.compliant += 1,
-                Ok(false) => counts.would_change += 1,
-                Err(_) => counts.unreachable += 1,
-            }
+        while let Some(done) = set.join_next().await {
+            let (object, state) = done.expect("an inspection does not panic");
+            each(object, state);
         }
     }
+    Ok(())
+}
+
+/// Inspects every task's object without changing anything; counts what a run would do.
+pub async fn dry_run<T: Target + Clone>(
+    store: &JobStore,
+    job: &Job,
+    target: &T,
+    concurrency: usize,
+) -> Result<DryRunCounts, RunError> {
+    let mut counts = DryRunCounts::default();
+    inspect_all(store, job, target, concurrency, |_, state| match state {
+        Ok(s) if target.is_compliant(&s) => counts.compliant += 1,
+        Ok(_) => counts.would_change += 1,
+        Err(_) => counts.unreachable += 1,
+    })
+    .await?;
     Ok(counts)
+}
+
+/// An object that `reseal verify` found not encrypted as its job wants.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotCompliant {
+    pub bucket: String,
+    pub key: String,
+    /// What it is now, or why it could not be inspected.
+    pub found: String,
+}
+
+/// Re-checks every object of a job; returns how many were checked and those that are not
+/// compliant, sorted by bucket and key.
+pub async fn verify<T: Target + Clone>(
+    store: &JobStore,
+    job: &Job,
+    target: &T,
+    concurrency: usize,
+) -> Result<(u64, Vec<NotCompliant>), RunError> {
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    inspect_all(store, job, target, concurrency, |object, state| {
+        checked += 1;
+        let found = match state {
+            Ok(s) if target.is_compliant(&s) => return,
+            Ok(s) => match (&s.kms_key_id, &s.sse_c_key_md5) {
+                (Some(k), _) => format!("{} (key {k})", s.mode),
+                (_, Some(md5)) => format!("{} (key MD5 {md5})", s.mode),
+                _ => s.mode.to_string(),
+            },
+            Err(e) => format!("not inspected: {e}"),
+        };
+        bad.push(NotCompliant {
+            bucket: object.bucket,
+            key: object.key,
+            found,
+        });
+    })
+    .await?;
+    bad.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
+    Ok((checked, bad))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -71,10 +71,19 @@ fn state_of(meta: &ObjectMeta) -> ObjectState {
         mode: meta.sse.mode(),
         kms_key_id: meta.sse.kms_key_id().map(str::to_owned),
         key_version: meta.sse.key_version(),
+        bucket_key: matches!(
+            meta.sse,
+            SseState::SseKms {
+                bucket_key: true,
+                ..
+            }
+        ),
         sse_c_key_md5: match &meta.sse {
             SseState::SseC { key_md5, .. } => Some(key_md5.clone()),
             _ => None,
         },
+        version_id: None,
+        details: None,
     }
 }
 
@@ -147,7 +156,11 @@ impl Target for Arc<LocalTarget> {
         }
     }
 
-    async fn reencrypt(&self, object: &ObjectRef, seen: &ObjectState) -> Result<(), TargetError> {
+    async fn reencrypt(
+        &self,
+        object: &ObjectRef,
+        seen: &ObjectState,
+    ) -> Result<String, TargetError> {
         let this = Arc::clone(self);
         let object = object.clone();
         let etag = seen.etag.clone();
@@ -182,7 +195,12 @@ impl Target for Arc<LocalTarget> {
                         fast_path: this.fast_path,
                     },
                 )
-                .map(drop)
+                .map(|(_, method)| match method {
+                    crate::store::ReencryptMethod::Rewrite => "re-encrypted".to_owned(),
+                    crate::store::ReencryptMethod::Reseal => {
+                        "re-encrypted (data key re-sealed)".to_owned()
+                    }
+                })
                 .map_err(target_error)
         })
         .await

@@ -1,11 +1,15 @@
 //! Targets: where objects live. One trait, [`Target`], that the runner drives; two
-//! implementations, the local store (`local.rs`) and, later, S3. A target is built for one
+//! implementations, the local store (`local.rs`) and S3 (`s3.rs`). A target is built for one
 //! job's wanted encryption, so its methods take only the object.
 
 pub mod local;
+pub mod pace;
+pub mod s3;
+pub mod s3io;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +21,21 @@ use crate::sse::SseMode;
 pub enum TargetSpec {
     /// reseal's local store in this folder (absolute).
     Local { store: String },
+    /// Amazon S3, or the S3-compatible store at this endpoint.
+    S3 {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint_url: Option<String>,
+    },
 }
 
 impl fmt::Display for TargetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TargetSpec::Local { store } => write!(f, "local store {store}"),
+            TargetSpec::S3 { endpoint_url: None } => f.write_str("Amazon S3"),
+            TargetSpec::S3 {
+                endpoint_url: Some(url),
+            } => write!(f, "S3 endpoint {url}"),
         }
     }
 }
@@ -43,7 +56,13 @@ pub struct ObjectState {
     pub mode: SseMode,
     pub kms_key_id: Option<String>,
     pub key_version: Option<u32>,
+    /// SSE-KMS with an S3 Bucket Key.
+    pub bucket_key: bool,
     pub sse_c_key_md5: Option<String>,
+    /// The current version's id, where the store keeps versions.
+    pub version_id: Option<String>,
+    /// What a copy must carry over (S3 only).
+    pub details: Option<Arc<s3::ObjectDetails>>,
 }
 
 /// Whether trying again can help.
@@ -85,10 +104,41 @@ pub trait Target: Send + Sync + 'static {
     fn is_compliant(&self, state: &ObjectState) -> bool;
 
     /// Re-encrypts the object in place as the job wants, only if it is still the object
-    /// `seen` describes (its ETag).
+    /// `seen` describes (its ETag). Returns what the report says of it (how, which new
+    /// version).
     fn reencrypt(
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> impl Future<Output = Result<(), TargetError>> + Send;
+    ) -> impl Future<Output = Result<String, TargetError>> + Send;
+}
+
+/// Either target, chosen at run time from the job's [`TargetSpec`].
+#[derive(Clone)]
+pub enum AnyTarget {
+    Local(Arc<local::LocalTarget>),
+    S3(Arc<s3::S3Target>),
+}
+
+impl Target for AnyTarget {
+    async fn inspect(&self, object: &ObjectRef) -> Result<ObjectState, TargetError> {
+        match self {
+            AnyTarget::Local(t) => t.inspect(object).await,
+            AnyTarget::S3(t) => t.inspect(object).await,
+        }
+    }
+
+    fn is_compliant(&self, state: &ObjectState) -> bool {
+        match self {
+            AnyTarget::Local(t) => t.is_compliant(state),
+            AnyTarget::S3(t) => t.is_compliant(state),
+        }
+    }
+
+    async fn reencrypt(&self, object: &ObjectRef, seen: &ObjectState) -> Result<String, TargetError> {
+        match self {
+            AnyTarget::Local(t) => t.reencrypt(object, seen).await,
+            AnyTarget::S3(t) => t.reencrypt(object, seen).await,
+        }
+    }
 }

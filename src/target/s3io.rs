@@ -1,0 +1,311 @@
+//! Manifests and reports on S3: `s3://bucket/key` locations, downloads into a local
+//! folder that the manifest readers then read as they read any file (so every check they
+//! make, the MD5s of inventory data files among them, applies), listings that become a CSV
+//! manifest, and report uploads.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use tokio::io::AsyncWriteExt;
+
+use crate::manifest::keycode::encode_key;
+
+/// `s3://bucket/key-or-prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Url {
+    pub fn parse(s: &str) -> Result<S3Url, String> {
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{s:?} is not an s3://BUCKET/KEY location"))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{s:?} names no bucket"));
+        }
+        Ok(S3Url {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for S3Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// A folder under the system's temporary folder, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> std::io::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "reseal-{what}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(
+    url: &str,
+    e: aws_sdk_s3::error::SdkError<E, R>,
+) -> String {
+    match e.as_service_error().and_then(|s| s.code()) {
+        Some(code) => format!(
+            "{url}: {code}: {}",
+            e.as_service_error()
+                .and_then(|s| s.message())
+                .unwrap_or("(no message)")
+        ),
+        None => format!("{url}: {}", DisplayErrorContext(&e)),
+    }
+}
+
+/// Downloads one object into `path` (its folders made), streaming.
+pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), String> {
+    let out = client
+        .get_object()
+        .bucket(&from.bucket)
+        .key(&from.key)
+        .send()
+        .await
+        .map_err(|e| describe(&from.to_string(), e))?;
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut body = out.body.into_async_read();
+    tokio::io::copy(&mut body, &mut file)
+        .await
+        .map_err(|e| format!("{from}: download cut short: {e}"))?;
+    file.flush()
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Fetches a manifest named by an s3:// URL into `dir`, mirroring its key, and returns
+/// the local path to read. An inventory `manifest.json` brings its `manifest.checksum`
+/// and its data files (from the destination bucket it names) along.
+pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<PathBuf, String> {
+    if url.key.is_empty() || url.key.ends_with('/') {
+        return Err(format!("--manifest {url}: names a prefix, not a manifest object"));
+    }
+    let local = dir.join(&url.key);
+    download(client, url, &local).await?;
+    let text = std::fs::read(&local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let first = text.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Ok(local);
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Files {
+        #[serde(default)]
+        destination_bucket: Option<String>,
+        #[serde(default)]
+        files: Vec<FileKey>,
+    }
+    #[derive(serde::Deserialize)]
+    struct FileKey {
+        key: String,
+    }
+    // A manifest.json that does not parse is left to the inventory reader to explain.
+    let Ok(parsed) = serde_json::from_slice::<Files>(&text) else {
+        return Ok(local);
+    };
+    let checksum = S3Url {
+        bucket: url.bucket.clone(),
+        key: match url.key.rsplit_once('/') {
+            Some((folder, _)) => format!("{folder}/manifest.checksum"),
+            None => "manifest.checksum".into(),
+        },
+    };
+    match download(client, &checksum, &dir.join(&checksum.key)).await {
+        Ok(()) => {}
+        Err(e) if e.contains("NoSuchKey") || e.contains("NotFound") => {}
+        Err(e) => return Err(e),
+    }
+    let data_bucket = parsed
+        .destination_bucket
+        .as_deref()
+        .map(|b| b.strip_prefix("arn:aws:s3:::").unwrap_or(b).to_owned())
+        .unwrap_or_else(|| url.bucket.clone());
+    for file in parsed.files {
+        let key = file.key.trim_start_matches('/').to_owned();
+        if key.split('/').any(|part| part == "..") {
+            return Err(format!("--manifest {url}: files[].key {key:?} climbs out of its folder"));
+        }
+        let from = S3Url {
+            bucket: data_bucket.clone(),
+            key: key.clone(),
+        };
+        download(client, &from, &dir.join(&key)).await?;
+    }
+    Ok(local)
+}
+
+/// What a listing found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ListingCounts {
+    pub objects: u64,
+    pub noncurrent_versions: u64,
+    pub delete_markers: u64,
+}
+
+/// Lists `s3://bucket/prefix` into a CSV manifest at `path` (bucket, URL-encoded key and,
+/// with `all_versions`, the current version's id). Noncurrent versions and delete markers
+/// are counted, never listed.
+pub async fn list_to_csv(
+    client: &Client,
+    url: &S3Url,
+    all_versions: bool,
+    path: &Path,
+) -> Result<ListingCounts, String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut counts = ListingCounts::default();
+    let mut line = |key: &str, version: Option<&str>| -> Result<(), String> {
+        let r = match version {
+            Some(v) => writeln!(out, "{},{},{}", url.bucket, encode_key(key), v),
+            None => writeln!(out, "{},{}", url.bucket, encode_key(key)),
+        };
+        r.map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let prefix = (!url.key.is_empty()).then(|| url.key.clone());
+    if all_versions {
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = client
+                .list_object_versions()
+                .bucket(&url.bucket)
+                .set_prefix(prefix.clone())
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .map_err(|e| describe(&url.to_string(), e))?;
+            counts.delete_markers += page.delete_markers().len() as u64;
+            for v in page.versions() {
+                let Some(key) = v.key() else { continue };
+                if v.is_latest() == Some(true) {
+                    counts.objects += 1;
+                    line(key, Some(v.version_id().unwrap_or("null")))?;
+                } else {
+                    counts.noncurrent_versions += 1;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+    } else {
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&url.bucket)
+            .set_prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| describe(&url.to_string(), e))?;
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    counts.objects += 1;
+                    line(key, None)?;
+                }
+            }
+        }
+    }
+    drop(line);
+    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(counts)
+}
+
+/// Uploads every file under `dir` to `to` (a prefix), keeping relative paths.
+pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S3Url>, String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", d.display()))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let base = to.key.trim_end_matches('/');
+    let mut uploaded = Vec::new();
+    for path in files {
+        let relative = path
+            .strip_prefix(dir)
+            .expect("listed under dir")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let dest = S3Url {
+            bucket: to.bucket.clone(),
+            key: if base.is_empty() {
+                relative
+            } else {
+                format!("{base}/{relative}")
+            },
+        };
+        let body = ByteStream::from_path(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        client
+            .put_object()
+            .bucket(&dest.bucket)
+            .key(&dest.key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&dest.to_string(), e))?;
+        uploaded.push(dest);
+    }
+    Ok(uploaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = S3Url::parse("s3://b/some/key.csv").unwrap();
+        assert_eq!((u.bucket.as_str(), u.key.as_str()), ("b", "some/key.csv"));
+        assert_eq!(S3Url::parse("s3://b").unwrap().key, "");
+        assert!(S3Url::parse("b/k").is_err());
+        assert!(S3Url::parse("s3:///k").is_err());
+    }
+}
