@@ -138,7 +138,12 @@ pub struct RunOptionArgs {
     #[arg(long, value_name = "SIZE", default_value = "5GiB", help_heading = "S3")]
     pub multipart_threshold: String,
     /// S3: the part size of multipart copies (5MiB to 5GiB).
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", help_heading = "S3")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "64MiB",
+        help_heading = "S3"
+    )]
     pub part_size: String,
     /// S3: re-apply each object's ACL after the copy (S3 does not copy ACLs).
     #[arg(long, help_heading = "S3")]

@@ -99,7 +99,10 @@ pub enum Source {
     /// A manifest on S3.
     S3(S3Url),
     /// No manifest: a listing of a bucket (prefix).
-    Listing { url: S3Url, all_versions: bool },
+    Listing {
+        url: S3Url,
+        all_versions: bool,
+    },
 }
 
 /// Creates a job from its manifest and says so on stderr. A manifest on S3, or a listing,

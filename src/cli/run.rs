@@ -16,11 +16,11 @@ use super::args::{RunAllArgs, RunOptionArgs, S3Args, TargetArgs};
 use super::output::human_bytes;
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
+use crate::job::ReportScope;
 use crate::job::{Job, JobStatus, JobStore, TaskCounts, TaskResult, TaskState};
 use crate::runner::{self, Progress, RunOptions, RunOutcome};
 use crate::sse::{CustomerKeyRef, SseSpec};
 use crate::store::Store;
-use crate::job::ReportScope;
 use crate::target::local::LocalTarget;
 use crate::target::s3::{self, Connection, S3Options, S3Target};
 use crate::target::s3io::{S3Url, TempDir};
@@ -191,10 +191,7 @@ pub async fn open_target(
                 MasterKey::load(args.master_key_file.as_deref()).map_err(CliError::input)?;
             let local = Store::open(Path::new(dir), master)?;
             Ok(AnyTarget::Local(Arc::new(LocalTarget::new(
-                local,
-                &job.spec,
-                target_key,
-                source_key,
+                local, &job.spec, target_key, source_key,
             )?)))
         }
         TargetSpec::S3 { endpoint_url } => {
@@ -210,11 +207,7 @@ pub async fn open_target(
                 ));
             }
             Ok(AnyTarget::S3(Arc::new(S3Target::new(
-                client,
-                &job.spec,
-                target_key,
-                source_key,
-                s3_options,
+                client, &job.spec, target_key, source_key, s3_options,
             ))))
         }
     }
@@ -321,12 +314,19 @@ async fn run_one(
     };
     let progress = Display::new();
     let started = Instant::now();
-    let outcome = runner::run_job(store, job, target.clone(), &run_options, shutdown, &progress)
-        .await
-        .map_err(|e| match e {
-            runner::RunError::NotRunnable { .. } => CliError::input(e),
-            runner::RunError::Store(e) => e.into(),
-        })?;
+    let outcome = runner::run_job(
+        store,
+        job,
+        target.clone(),
+        &run_options,
+        shutdown,
+        &progress,
+    )
+    .await
+    .map_err(|e| match e {
+        runner::RunError::NotRunnable { .. } => CliError::input(e),
+        runner::RunError::Store(e) => e.into(),
+    })?;
     let elapsed = started.elapsed();
     let counts = store.task_counts(job).await?;
 

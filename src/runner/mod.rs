@@ -375,12 +375,18 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
             {
                 return Ok((
                     TaskState::Skipped,
-                    format!("superseded: version {listed} is no longer current (current: {current})"),
+                    format!(
+                        "superseded: version {listed} is no longer current (current: {current})"
+                    ),
                     seen.size,
                 ));
             }
             if !options.force && target.is_compliant(&seen) {
-                return Ok((TaskState::Skipped, format!("already {}", seen.mode), seen.size));
+                return Ok((
+                    TaskState::Skipped,
+                    format!("already {}", seen.mode),
+                    seen.size,
+                ));
             }
             let note = match target.reencrypt(&object, &seen).await {
                 Ok(note) => note,

@@ -135,7 +135,11 @@ impl Target for AnyTarget {
         }
     }
 
-    async fn reencrypt(&self, object: &ObjectRef, seen: &ObjectState) -> Result<String, TargetError> {
+    async fn reencrypt(
+        &self,
+        object: &ObjectRef,
+        seen: &ObjectState,
+    ) -> Result<String, TargetError> {
         match self {
             AnyTarget::Local(t) => t.reencrypt(object, seen).await,
             AnyTarget::S3(t) => t.reencrypt(object, seen).await,

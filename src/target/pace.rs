@@ -116,7 +116,9 @@ impl Pacer {
             Some(false) => {
                 s.throttled += 1;
                 let now = Instant::now();
-                if s.last_cut.is_none_or(|t| now.duration_since(t) >= CUT_WINDOW) {
+                if s.last_cut
+                    .is_none_or(|t| now.duration_since(t) >= CUT_WINDOW)
+                {
                     s.limit = (s.limit * 2.0 / 3.0).max(MIN_LIMIT);
                     s.last_cut = Some(now);
                 }
@@ -203,7 +205,11 @@ mod tests {
             pacer.acquire().await.success();
         }
         // Five starts at 10/s: the fifth starts 400 ms after the first.
-        assert!(t0.elapsed() >= Duration::from_millis(400), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]

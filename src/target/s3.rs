@@ -21,9 +21,9 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{
-    AccessControlPolicy, ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload,
-    CompletedPart, EncryptionType, MetadataDirective, ObjectEncryption, ObjectLockLegalHoldStatus,
-    ObjectLockMode, ServerSideEncryption, SsekmsEncryption, StorageClass, TaggingDirective,
+    AccessControlPolicy, ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart,
+    EncryptionType, MetadataDirective, ObjectEncryption, ObjectLockLegalHoldStatus, ObjectLockMode,
+    ServerSideEncryption, SsekmsEncryption, StorageClass, TaggingDirective,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -236,7 +236,12 @@ impl S3Target {
     /// Sends a request, retrying transient failures with backoff under the pacer. A 412
     /// after such a retry may be the first attempt's own write having landed: it comes back
     /// as transient ("outcome unknown"), so that the runner's re-inspection decides.
-    async fn call<T, E, F, Fut>(&self, what: &str, object: &ObjectRef, mut send: F) -> Result<T, TargetError>
+    async fn call<T, E, F, Fut>(
+        &self,
+        what: &str,
+        object: &ObjectRef,
+        mut send: F,
+    ) -> Result<T, TargetError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -417,9 +422,17 @@ impl S3Target {
                     .tagging_directive(TaggingDirective::Copy)
                     .set_storage_class(details.storage_class.as_deref().map(StorageClass::from))
                     .set_website_redirect_location(details.website_redirect.clone())
-                    .set_object_lock_mode(details.object_lock_mode.as_deref().map(ObjectLockMode::from))
+                    .set_object_lock_mode(
+                        details
+                            .object_lock_mode
+                            .as_deref()
+                            .map(ObjectLockMode::from),
+                    )
                     .set_object_lock_retain_until_date(
-                        details.object_lock_retain_until.as_deref().and_then(parse_time),
+                        details
+                            .object_lock_retain_until
+                            .as_deref()
+                            .and_then(parse_time),
                     )
                     .set_object_lock_legal_hold_status(
                         details
@@ -428,7 +441,10 @@ impl S3Target {
                             .map(ObjectLockLegalHoldStatus::from),
                     )
                     .set_checksum_algorithm(
-                        details.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from),
+                        details
+                            .checksum_algorithm
+                            .as_deref()
+                            .map(ChecksumAlgorithm::from),
                     )
                     .set_server_side_encryption(self.sse_header())
                     .set_ssekms_key_id(self.kms_header())
@@ -456,7 +472,11 @@ impl S3Target {
         })
     }
 
-    async fn multipart(&self, object: &ObjectRef, seen: &ObjectState) -> Result<Written, TargetError> {
+    async fn multipart(
+        &self,
+        object: &ObjectRef,
+        seen: &ObjectState,
+    ) -> Result<Written, TargetError> {
         let details = seen.details.as_deref().cloned().unwrap_or_default();
         let target = self.want.customer_key.as_ref().map(SseCHeaders::new);
         let source = self.source_key_for(seen).map(SseCHeaders::new);
@@ -482,7 +502,10 @@ impl S3Target {
         } else {
             None
         };
-        let checksum = details.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from);
+        let checksum = details
+            .checksum_algorithm
+            .as_deref()
+            .map(ChecksumAlgorithm::from);
         let created = self
             .call("CreateMultipartUpload", object, || {
                 let mut req = self
@@ -502,9 +525,17 @@ impl S3Target {
                     .set_expires(details.expires.as_deref().and_then(parse_http_date))
                     .set_website_redirect_location(details.website_redirect.clone())
                     .set_storage_class(details.storage_class.as_deref().map(StorageClass::from))
-                    .set_object_lock_mode(details.object_lock_mode.as_deref().map(ObjectLockMode::from))
+                    .set_object_lock_mode(
+                        details
+                            .object_lock_mode
+                            .as_deref()
+                            .map(ObjectLockMode::from),
+                    )
                     .set_object_lock_retain_until_date(
-                        details.object_lock_retain_until.as_deref().and_then(parse_time),
+                        details
+                            .object_lock_retain_until
+                            .as_deref()
+                            .and_then(parse_time),
                     )
                     .set_object_lock_legal_hold_status(
                         details
@@ -650,9 +681,7 @@ impl S3Target {
                             r.and_then(|r| r.checksum_crc64_nvme()).map(str::to_owned),
                         )
                         .set_checksum_sha1(r.and_then(|r| r.checksum_sha1()).map(str::to_owned))
-                        .set_checksum_sha256(
-                            r.and_then(|r| r.checksum_sha256()).map(str::to_owned),
-                        )
+                        .set_checksum_sha256(r.and_then(|r| r.checksum_sha256()).map(str::to_owned))
                         .build(),
                 )
             }
@@ -704,7 +733,9 @@ impl S3Target {
         acl: Option<AccessControlPolicy>,
     ) -> Result<&'static str, TargetError> {
         let Some(acl) = acl else {
-            return Ok("the bucket does not use ACLs (Object Ownership: bucket owner enforced); none re-applied");
+            return Ok(
+                "the bucket does not use ACLs (Object Ownership: bucket owner enforced); none re-applied",
+            );
         };
         let put = self
             .call("PutObjectAcl", object, || {
@@ -732,7 +763,10 @@ impl S3Target {
         }
     }
 
-    async fn read_acl(&self, object: &ObjectRef) -> Result<Option<AccessControlPolicy>, TargetError> {
+    async fn read_acl(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<Option<AccessControlPolicy>, TargetError> {
         let got = self
             .call("GetObjectAcl", object, || {
                 self.client
@@ -978,19 +1012,19 @@ where
         SdkError::ServiceError(service) => {
             let err = service.err();
             let status = status.unwrap_or(500);
-            let code = err.code().map(str::to_owned).unwrap_or_else(|| match status {
-                404 => "NotFound".into(),
-                403 => "AccessDenied".into(),
-                412 => "PreconditionFailed".into(),
-                400 => "BadRequest".into(),
-                _ => format!("Http{status}"),
-            });
+            let code = err
+                .code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| match status {
+                    404 => "NotFound".into(),
+                    403 => "AccessDenied".into(),
+                    412 => "PreconditionFailed".into(),
+                    400 => "BadRequest".into(),
+                    _ => format!("Http{status}"),
+                });
             let kind = if status == 412 || code == "PreconditionFailed" {
                 ErrorKind::Changed
-            } else if status >= 500
-                || status == 429
-                || TRANSIENT_CODES.contains(&code.as_str())
-            {
+            } else if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code.as_str()) {
                 ErrorKind::Transient
             } else {
                 ErrorKind::Permanent
@@ -1165,7 +1199,12 @@ impl S3Target {
             SseMode::DsseKms => self.kms_matches(state.kms_key_id.as_deref()),
             SseMode::SseC => {
                 state.sse_c_key_md5.as_deref()
-                    == self.want.customer_key.as_ref().map(|k| k.md5_base64()).as_deref()
+                    == self
+                        .want
+                        .customer_key
+                        .as_ref()
+                        .map(|k| k.md5_base64())
+                        .as_deref()
             }
             SseMode::SseS3 | SseMode::NotSse => true,
         }

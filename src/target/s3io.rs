@@ -48,10 +48,8 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(what: &str) -> std::io::Result<TempDir> {
-        let path = std::env::temp_dir().join(format!(
-            "reseal-{what}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("reseal-{what}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path)?;
         Ok(TempDir(path))
     }
@@ -114,7 +112,9 @@ pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), 
 /// and its data files (from the destination bucket it names) along.
 pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<PathBuf, String> {
     if url.key.is_empty() || url.key.ends_with('/') {
-        return Err(format!("--manifest {url}: names a prefix, not a manifest object"));
+        return Err(format!(
+            "--manifest {url}: names a prefix, not a manifest object"
+        ));
     }
     let local = dir.join(&url.key);
     download(client, url, &local).await?;
@@ -159,7 +159,9 @@ pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<
     for file in parsed.files {
         let key = file.key.trim_start_matches('/').to_owned();
         if key.split('/').any(|part| part == "..") {
-            return Err(format!("--manifest {url}: files[].key {key:?} climbs out of its folder"));
+            return Err(format!(
+                "--manifest {url}: files[].key {key:?} climbs out of its folder"
+            ));
         }
         let from = S3Url {
             bucket: data_bucket.clone(),
@@ -244,7 +246,8 @@ pub async fn list_to_csv(
         }
     }
     drop(line);
-    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+    out.flush()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(counts)
 }
 

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: run the real `reseal` binary in a temporary folder.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

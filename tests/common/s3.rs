@@ -1,0 +1,245 @@
+//! S3 servers on loopback for the S3 target's tests, and an SDK client to set objects up
+//! and check them afterwards.
+//!
+//! Every test takes its server as a parameter ([`S3Server`]), so that the same test runs
+//! against moto, s3s-fs or `reseal serve`; what a server cannot do is in [`Caps`]. A
+//! server that cannot be started fails the test: `tests/run.sh` installs them all.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+
+/// Static test credentials; every server here accepts them.
+pub const ACCESS_KEY: &str = "reseal-test-access";
+pub const SECRET_KEY: &str = "reseal-test-secret";
+pub const REGION: &str = "us-east-1";
+
+/// What a test server does of S3's behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Keeps SSE-C objects' key MD5 and refuses a wrong key (moto stores nothing for SSE-C).
+    pub sse_c: bool,
+    /// Answers 412 to a copy whose x-amz-copy-source-if-match no longer holds.
+    pub copy_if_match: bool,
+    /// Reports the SSE headers it was given (s3s-fs ignores every one).
+    pub sse: bool,
+    /// Has a KMS API at the same endpoint.
+    pub kms: bool,
+    /// Keeps tags.
+    pub tagging: bool,
+}
+
+pub struct S3Server {
+    pub name: &'static str,
+    pub endpoint: String,
+    pub caps: Caps,
+    child: Child,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 30 s");
+}
+
+fn require(path: &Path, what: &str) {
+    assert!(
+        path.exists(),
+        "{what} is not installed at {}: run tests/run.sh, which installs it",
+        path.display()
+    );
+}
+
+impl S3Server {
+    /// moto's server (from `.venv`, installed by tests/run.sh): S3 and KMS on one port.
+    pub fn moto() -> S3Server {
+        let bin = std::env::var_os("RESEAL_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".venv/bin/moto_server"));
+        require(&bin, "moto_server");
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", bin.display()));
+        wait_for_port(port, &mut child, "moto_server");
+        S3Server {
+            name: "moto",
+            endpoint: format!("http://127.0.0.1:{port}"),
+            caps: Caps {
+                sse_c: false,
+                copy_if_match: false,
+                sse: true,
+                kms: true,
+                tagging: true,
+            },
+            child,
+            _dir: None,
+        }
+    }
+
+    /// s3s-fs (installed by tests/run.sh under .cache/s3s-fs): a folder served as S3.
+    pub fn s3s_fs() -> S3Server {
+        let bin = std::env::var_os("RESEAL_S3S_FS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".cache/s3s-fs/bin/s3s-fs"));
+        require(&bin, "s3s-fs");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                ACCESS_KEY,
+                "--secret-key",
+                SECRET_KEY,
+            ])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", bin.display()));
+        wait_for_port(port, &mut child, "s3s-fs");
+        S3Server {
+            name: "s3s-fs",
+            endpoint: format!("http://127.0.0.1:{port}"),
+            caps: Caps {
+                sse_c: false,
+                copy_if_match: true,
+                sse: false,
+                kms: false,
+                tagging: false,
+            },
+            child,
+            _dir: Some(dir),
+        }
+    }
+
+    /// The environment the reseal binary needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        aws_env()
+    }
+
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint)
+    }
+}
+
+/// Static credentials and a region; the SDK never probes instance metadata.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_DEFAULT_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        // Never a profile or config file of the machine running the tests.
+        ("AWS_CONFIG_FILE", "/nonexistent/reseal-test-config".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/reseal-test-credentials".into(),
+        ),
+    ]
+}
+
+/// An SDK client for test setup and checks (path-style, static credentials).
+pub fn client_for(endpoint: &str) -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A current-thread runtime for the SDK calls of a synchronous test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates a KMS key on moto's KMS API (same endpoint) and returns its id. Plain HTTP with
+/// SigV4 would need the KMS SDK; moto does not check signatures, so a JSON POST does.
+pub fn moto_kms_key(endpoint: &str) -> String {
+    let body = "{}";
+    let url = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(url).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {url}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: TrentService.CreateKey\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/kms/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let json = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let json = if response
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk: "<hex>\r\n<body>\r\n0\r\n\r\n".
+        json.split_once("\r\n").map(|(_, b)| b).unwrap_or(json)
+    } else {
+        json
+    };
+    let start = json.find('{').expect("a JSON answer from CreateKey");
+    let end = json.rfind('}').unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json[start..=end]).unwrap();
+    v["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("CreateKey answers a KeyId")
+        .to_owned()
+}
