@@ -5,7 +5,9 @@
 //! - moto stores nothing for SSE-C and treats a key rotation in place as no change, so the
 //!   SSE-C cases need a server with `caps.sse_c`;
 //! - moto ignores x-amz-copy-source-if-match (the overwrite race is tested on s3s-fs);
-//! - moto does not check KMS key ids: any id is "valid".
+//! - moto does not check KMS key ids (any id is "valid"), and drops the key id of a
+//!   DSSE-KMS object, so DSSE-KMS as the target mode needs a server with
+//!   `caps.dsse_key_id` (reseal checks the key after each write and would rightly fail).
 
 mod common;
 
@@ -307,6 +309,9 @@ fn every_mode_from_every_mode(f: &Fixture) {
         ),
     ];
     for (i, (spec, want, kms)) in targets.iter().enumerate() {
+        if *want == ServerSideEncryption::AwsKmsDsse && !f.server.caps.dsse_key_id {
+            continue;
+        }
         let env = Env::new();
         let bucket = format!("modes-{i}");
         f.bucket(&bucket);
@@ -348,10 +353,7 @@ fn every_mode_from_every_mode(f: &Fixture) {
             assert_eq!(row[3], "succeeded", "{spec} {key}: {row:?}");
             let already = spec == "sse-s3" && *source == Mode::SseS3;
             if already {
-                assert!(
-                    row[6].starts_with("already SSE-S3"),
-                    "{spec} {key}: {row:?}"
-                );
+                assert!(row[6].contains("already SSE-S3"), "{spec} {key}: {row:?}");
             } else {
                 assert!(
                     row[6].starts_with("re-encrypted by CopyObject"),
@@ -480,7 +482,7 @@ fn versioned_bucket(f: &Fixture) {
     let rows = report_rows(&report);
     let row = |k: &str| rows.iter().find(|r| r[1] == k).unwrap().clone();
     assert!(
-        row("a.txt")[6].starts_with(&format!(
+        row("a.txt")[6].contains(&format!(
             "superseded: version {old_a} is no longer current (current: {new_a})"
         )),
         "{:?}\n{}",
@@ -518,7 +520,7 @@ fn versioned_bucket(f: &Fixture) {
     );
     assert!(
         run.stderr
-            .contains("3 current versions; 3 noncurrent versions"),
+            .contains("3 current versions; 4 noncurrent versions"),
         "{}",
         run.stderr
     );

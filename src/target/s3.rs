@@ -737,13 +737,38 @@ impl S3Target {
                 "the bucket does not use ACLs (Object Ownership: bucket owner enforced); none re-applied",
             );
         };
+        // As grant headers rather than an XML body: every server takes those (moto ignores
+        // the body).
+        let mut by_permission: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for grant in acl.grants() {
+            let (Some(grantee), Some(permission)) = (grant.grantee(), grant.permission()) else {
+                continue;
+            };
+            let who = if let Some(id) = grantee.id() {
+                format!("id=\"{id}\"")
+            } else if let Some(uri) = grantee.uri() {
+                format!("uri=\"{uri}\"")
+            } else if let Some(email) = grantee.email_address() {
+                format!("emailAddress=\"{email}\"")
+            } else {
+                continue;
+            };
+            by_permission
+                .entry(permission.as_str())
+                .or_default()
+                .push(who);
+        }
+        let header = |p: &str| by_permission.get(p).map(|v| v.join(", "));
         let put = self
             .call("PutObjectAcl", object, || {
                 self.client
                     .put_object_acl()
                     .bucket(&object.bucket)
                     .key(&object.key)
-                    .access_control_policy(acl.clone())
+                    .set_grant_full_control(header("FULL_CONTROL"))
+                    .set_grant_read(header("READ"))
+                    .set_grant_read_acp(header("READ_ACP"))
+                    .set_grant_write_acp(header("WRITE_ACP"))
                     .send()
             })
             .await;

@@ -30,6 +30,8 @@ pub struct Caps {
     pub kms: bool,
     /// Keeps tags.
     pub tagging: bool,
+    /// Reports the KMS key of a DSSE-KMS object (moto drops it).
+    pub dsse_key_id: bool,
 }
 
 pub struct S3Server {
@@ -107,6 +109,7 @@ impl S3Server {
                 sse: true,
                 kms: true,
                 tagging: true,
+                dsse_key_id: false,
             },
             child,
             _dir: None,
@@ -148,6 +151,7 @@ impl S3Server {
                 sse: false,
                 kms: false,
                 tagging: false,
+                dsse_key_id: false,
             },
             child,
             _dir: Some(dir),
@@ -172,12 +176,6 @@ pub fn aws_env() -> Vec<(&'static str, String)> {
         ("AWS_REGION", REGION.into()),
         ("AWS_DEFAULT_REGION", REGION.into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        // Never a profile or config file of the machine running the tests.
-        ("AWS_CONFIG_FILE", "/nonexistent/reseal-test-config".into()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/reseal-test-credentials".into(),
-        ),
     ]
 }
 
