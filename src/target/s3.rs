@@ -418,6 +418,9 @@ impl S3Target {
                     .key(&object.key)
                     .copy_source(copy_source(object))
                     .copy_source_if_match(&seen.etag)
+                    // A write that lands while a large copy runs is not overwritten
+                    // either, where the server takes conditional writes.
+                    .if_match(&seen.etag)
                     .metadata_directive(MetadataDirective::Copy)
                     .tagging_directive(TaggingDirective::Copy)
                     .set_storage_class(details.storage_class.as_deref().map(StorageClass::from))
