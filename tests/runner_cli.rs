@@ -1677,7 +1677,7 @@ fn a_run_against_another_store_or_with_a_changed_key_is_refused() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(
-            "job {id} runs against the local store {}; --store names the local store {}",
+            "job {id} runs against the local store {}; the options name the local store {}",
             w.s(),
             other.display()
         )),
@@ -1739,14 +1739,27 @@ fn a_run_against_another_store_or_with_a_changed_key_is_refused() {
         },
     );
 
-    // `reseal run` needs a store to run against.
-    let r = w.run(&[
-        "run",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--sse",
-        "sse-s3",
-    ]);
+    // Without --store, `reseal run` works on S3, which needs a region: refused before a
+    // job is created.
+    let jobs_before = w.env.jobs().len();
+    let r = w.env.reseal_with_env(
+        &[
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--sse",
+            "sse-s3",
+        ],
+        &[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+        ],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("--store DIR"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no AWS region: give --region"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.env.jobs().len(), jobs_before, "no job is left behind");
 }

@@ -41,6 +41,15 @@ pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
 /// `reseal run`: create, then run to the end.
 pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
     let (new, source) = super::job::validate_create(&args.create)?;
+    // S3 settings that cannot work fail before a job is created.
+    if args.create.target.store.is_none() {
+        connect_s3(
+            args.create.target.s3.endpoint_url.clone(),
+            &args.create.target.s3,
+        )
+        .await?;
+        s3_options(&args.run, args.create.target.s3.endpoint_url.as_deref())?;
+    }
     let store = JobStore::open(db).await?;
     let job = super::job::create_and_ingest(&store, new, source, &args.create.target.s3).await?;
     if job.status == JobStatus::Suspended {
@@ -197,15 +206,10 @@ pub async fn open_target(
         TargetSpec::S3 { endpoint_url } => {
             let client = connect_s3(endpoint_url.clone(), &args.s3).await?;
             let mut s3_options = match options {
-                Some(o) => s3_options(o)?,
+                Some(o) => s3_options(o, endpoint_url.as_deref())?,
                 None => S3Options::default(),
             };
             s3_options.amazon = endpoint_url.is_none();
-            if s3_options.method == s3::Method::Update && endpoint_url.is_some() {
-                return Err(CliError::input(
-                    "--method update needs Amazon S3: a server that does not know UpdateObjectEncryption may take it for a PutObject and replace the object with the request's XML (moto does); use --method copy or auto with --endpoint-url",
-                ));
-            }
             Ok(AnyTarget::S3(Arc::new(S3Target::new(
                 client, &job.spec, target_key, source_key, s3_options,
             ))))
@@ -226,7 +230,12 @@ pub async fn connect_s3(
     .map_err(CliError::input)
 }
 
-fn s3_options(o: &RunOptionArgs) -> Result<S3Options, CliError> {
+fn s3_options(o: &RunOptionArgs, endpoint_url: Option<&str>) -> Result<S3Options, CliError> {
+    if o.method == s3::Method::Update && endpoint_url.is_some() {
+        return Err(CliError::input(
+            "--method update needs Amazon S3: a server that does not know UpdateObjectEncryption may take it for a PutObject and replace the object with the request's XML (moto does); use --method copy or auto with --endpoint-url",
+        ));
+    }
     let size = |flag: &str, text: &str| {
         super::job::parse_size(text).map_err(|e| CliError::input(format!("{flag} {e}")))
     };

@@ -42,7 +42,10 @@ impl Target for GatedTarget {
             mode,
             kms_key_id: None,
             key_version: None,
+            bucket_key: false,
             sse_c_key_md5: None,
+            version_id: None,
+            details: None,
         })
     }
 
@@ -50,7 +53,11 @@ impl Target for GatedTarget {
         state.mode == SseMode::SseS3
     }
 
-    async fn reencrypt(&self, object: &ObjectRef, _seen: &ObjectState) -> Result<(), TargetError> {
+    async fn reencrypt(
+        &self,
+        object: &ObjectRef,
+        _seen: &ObjectState,
+    ) -> Result<String, TargetError> {
         self.started.fetch_add(1, Ordering::SeqCst);
         let mut gate = self.gate.clone();
         let _ = gate.wait_for(|open| *open).await;
@@ -58,7 +65,7 @@ impl Target for GatedTarget {
             .lock()
             .unwrap()
             .insert(object.key.clone(), SseMode::SseS3);
-        Ok(())
+        Ok("re-encrypted".into())
     }
 }
 

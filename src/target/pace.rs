@@ -172,7 +172,8 @@ mod tests {
         // A second throttle inside the window does not cut again.
         pacer.acquire().await.throttled();
         assert_eq!(pacer.limit(), 20);
-        for _ in 0..200 {
+        // +1/limit per success: from 20 to 30 takes about (30² − 20²) / 2 = 250.
+        for _ in 0..400 {
             pacer.acquire().await.success();
         }
         assert_eq!(pacer.limit(), 30, "grows back, never above the maximum");
@@ -197,16 +198,17 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn max_rps_spaces_starts() {
-        let pacer = Pacer::new(100, Some(10.0));
-        let t0 = tokio::time::Instant::now();
+        let pacer = Pacer::new(100, Some(50.0));
+        let t0 = Instant::now();
         for _ in 0..5 {
             pacer.acquire().await.success();
         }
-        // Five starts at 10/s: the fifth starts 400 ms after the first.
+        // Five starts at 50/s: the fifth starts 80 ms after the first, however fast the
+        // requests themselves are.
         assert!(
-            t0.elapsed() >= Duration::from_millis(400),
+            t0.elapsed() >= Duration::from_millis(80),
             "{:?}",
             t0.elapsed()
         );

@@ -245,7 +245,6 @@ pub async fn list_to_csv(
             }
         }
     }
-    drop(line);
     out.flush()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(counts)
