@@ -57,6 +57,7 @@ fn main() {
                     PutOptions {
                         encryption: Some(Encryption::SseS3),
                         ..PutOptions::default()
+                        ..Default::default()
                     },
                 )
                 .unwrap();

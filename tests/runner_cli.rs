@@ -477,6 +477,7 @@ impl World {
                                     content_type: Some(o.content_type.clone()),
                                     metadata: o.metadata.clone(),
                                     tags: o.tags.clone(),
+                                    ..Default::default()
                                 },
                             )
                             .unwrap();

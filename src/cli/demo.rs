@@ -67,6 +67,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
                     content_type: Some(content_type(&key).into()),
                     metadata: [("source".to_owned(), "reseal-demo".to_owned())].into(),
                     tags: [("demo".to_owned(), "true".to_owned())].into(),
+                    ..Default::default()
                 },
             )?;
             Ok((key, size as u64, meta.etag, status))

@@ -199,6 +199,7 @@ pub fn run(command: StoreCommand) -> CliResult {
                 content_type,
                 metadata: parse_pairs("--metadata", &metadata)?,
                 tags: parse_pairs("--tag", &tag)?,
+                ..Default::default()
             };
             let meta = match file.as_deref() {
                 None => store.put(&bucket, &key, std::io::stdin().lock(), options)?,

@@ -20,6 +20,7 @@
 
 pub mod atomic;
 pub mod keys;
+pub mod multipart;
 pub mod object;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ use crate::sse::SseMode;
 use atomic::AtomicFile;
 use keys::{KeyError, KeyManager};
 use object::MetaMacKey;
-pub use object::{ObjectMeta, SseState};
+pub use object::{DataPart, ObjectMeta, SseState};
 
 const STORE_FILE: &str = "reseal-store.json";
 const FORMAT: u32 = 1;
@@ -117,6 +118,119 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// Other headers kept with the object ([`ObjectMeta::headers`]).
+    pub headers: BTreeMap<String, String>,
+    /// The MD5 the body must have (hex); the write is refused otherwise.
+    pub content_md5: Option<String>,
+    /// Write only if this holds when the write commits.
+    pub condition: WriteCondition,
+}
+
+/// A conditional write (S3's `If-Match` and `If-None-Match: *` on PUT).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    Always,
+    /// The object exists with this ETag.
+    IfMatch(String),
+    /// No object has this key.
+    IfAbsent,
+}
+
+/// What a read must find (S3's conditional GET and HEAD, RFC 9110's order): `If-Match`
+/// (then `If-Unmodified-Since` is not looked at) fails with 412, `If-None-Match` (then
+/// `If-Modified-Since` is not looked at) with 304. Times are seconds since the epoch.
+#[derive(Debug, Clone, Default)]
+pub struct ReadConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<i64>,
+    pub if_unmodified_since: Option<i64>,
+}
+
+impl ReadConditions {
+    /// Checks the conditions against an object.
+    pub fn check(&self, meta: &ObjectMeta) -> Result<()> {
+        let modified = meta.modified.div_euclid(1000);
+        let failed = || StoreError::PreconditionFailed {
+            bucket: meta.bucket.clone(),
+            key: meta.key.clone(),
+            expected: self.if_match.clone().unwrap_or_default(),
+            actual: meta.etag.clone(),
+        };
+        match &self.if_match {
+            Some(tag) if !etag_matches(tag, &meta.etag) => return Err(failed()),
+            Some(_) => {}
+            None => {
+                if self.if_unmodified_since.is_some_and(|t| modified > t) {
+                    return Err(failed());
+                }
+            }
+        }
+        let not_modified = || StoreError::NotModified {
+            bucket: meta.bucket.clone(),
+            key: meta.key.clone(),
+        };
+        match &self.if_none_match {
+            Some(tag) if etag_matches(tag, &meta.etag) => Err(not_modified()),
+            Some(_) => Ok(()),
+            None if self.if_modified_since.is_some_and(|t| modified <= t) => Err(not_modified()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether an ETag condition (one tag, quoted or not, a list of them, or `*`) holds.
+fn etag_matches(condition: &str, etag: &str) -> bool {
+    condition.split(',').map(str::trim).any(|c| {
+        let c = c.strip_prefix("W/").unwrap_or(c).trim_matches('"');
+        c == "*" || c == etag
+    })
+}
+
+/// A byte range as HTTP gives it (inclusive), resolved against the object's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-last` or `first-` (to the end).
+    From { first: u64, last: Option<u64> },
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The bytes of an object of `size` bytes that this range asks for, end exclusive;
+    /// `None` when it asks for none of them (HTTP 416). A `last` past the end is cut there.
+    pub fn resolve(self, size: u64) -> Option<Range<u64>> {
+        match self {
+            ByteRange::From { first, last } => {
+                if first >= size || last.is_some_and(|l| l < first) {
+                    return None;
+                }
+                let end = last.map_or(size, |l| l.saturating_add(1).min(size));
+                Some(first..end)
+            }
+            ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some(size.saturating_sub(n)..size),
+        }
+    }
+}
+
+/// A read through [`Store::get_object`].
+#[derive(Debug, Clone, Default)]
+pub struct GetRequest<'a> {
+    pub range: Option<ByteRange>,
+    pub sse_c: Option<&'a CustomerKey>,
+    pub conditions: ReadConditions,
+}
+
+/// A copy through [`Store::copy`]: the source as it must be, and the new object.
+#[derive(Debug, Clone, Default)]
+pub struct CopyRequest<'a> {
+    /// The source's SSE-C key, when it is SSE-C.
+    pub source_key: Option<&'a CustomerKey>,
+    pub source_conditions: ReadConditions,
+    /// Everything the new object is written with (the caller decides what is copied).
+    pub options: PutOptions,
 }
 
 /// A re-encryption of one object in place.
@@ -178,6 +292,23 @@ pub enum StoreError {
     SseCKeyRequired { bucket: String, key: String },
     #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
     SseCKeyNotExpected { bucket: String, key: String },
+    #[error("{bucket}/{key}: not modified")]
+    NotModified { bucket: String, key: String },
+    #[error("{bucket}/{key}: the body's MD5 is {actual}, not the {expected} the request gave")]
+    BadDigest {
+        bucket: String,
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("no multipart upload {0:?} (it was completed or aborted, or never existed)")]
+    NoSuchUpload(String),
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("the parts must be listed in ascending order of part number")]
+    InvalidPartOrder,
+    #[error("part {number} is {size} bytes; every part but the last must be at least 5 MiB")]
+    EntityTooSmall { number: u32, size: u64 },
     #[error("{bucket}/{key}: range {start}-{end} is outside the object's {size} bytes")]
     InvalidRange {
         bucket: String,
@@ -438,7 +569,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let meta = self.decode_meta(&path, &bytes)?;
+        let meta: ObjectMeta = self.decode_meta(&path, &bytes)?;
         if meta.bucket != bucket || meta.key != key {
             return Err(StoreError::Corrupt {
                 object: format!("{bucket}/{key}"),
@@ -451,7 +582,7 @@ impl Store {
         Ok(Some(meta))
     }
 
-    fn decode_meta(&self, path: &Path, bytes: &[u8]) -> Result<ObjectMeta> {
+    fn decode_meta<T: serde::de::DeserializeOwned>(&self, path: &Path, bytes: &[u8]) -> Result<T> {
         self.mac
             .decode(bytes)
             .map_err(|message| StoreError::Corrupt {
@@ -478,7 +609,7 @@ impl Store {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(io_err(&path)(e)),
                 };
-                let meta = self.decode_meta(&path, &bytes)?;
+                let meta: ObjectMeta = self.decode_meta(&path, &bytes)?;
                 if meta.key.starts_with(prefix) {
                     out.push(meta);
                 }
@@ -508,6 +639,16 @@ impl Store {
         let (sse, segment_size, data_file) =
             self.write_data(bucket, key, &data_id, &encryption, &mut hashing)?;
         let (size, etag) = hashing.finish();
+        if let Some(expected) = &options.content_md5
+            && !expected.eq_ignore_ascii_case(&etag)
+        {
+            return Err(StoreError::BadDigest {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                expected: expected.clone(),
+                actual: etag,
+            });
+        }
         let now = crate::job::store::now_ms();
         let meta = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -522,22 +663,94 @@ impl Store {
             data_id,
             segment_size,
             sse,
+            headers: options.headers,
+            md5: None,
+            parts: Vec::new(),
         };
-        self.commit(&meta, data_file, None)?;
+        let condition = match &options.condition {
+            WriteCondition::Always => Expect::Nothing,
+            WriteCondition::IfMatch(etag) => Expect::ETag(etag),
+            WriteCondition::IfAbsent => Expect::Absent,
+        };
+        self.commit(&meta, data_file, condition)?;
         Ok(meta)
     }
 
-    /// Writes `meta` (and its data file, when there is a new one) as the object's current
-    /// state. With `expected`, only if the object is still the one described by it.
-    fn commit(
+    /// Copies an object (the plaintext, through the source's keys and the new object's)
+    /// to `bucket`/`key`, which may be the source itself. The source is read as it is when
+    /// the copy starts and must meet `request.source_conditions`.
+    pub fn copy(
         &self,
-        meta: &ObjectMeta,
-        data: Option<AtomicFile>,
-        expected: Option<&ObjectMeta>,
-    ) -> Result<()> {
+        source: (&str, &str),
+        bucket: &str,
+        key: &str,
+        request: CopyRequest<'_>,
+    ) -> Result<ObjectMeta> {
+        let get = GetRequest {
+            range: None,
+            sse_c: request.source_key,
+            conditions: request.source_conditions,
+        };
+        self.bucket(bucket)?;
+        check_key(key)?;
+        self.piped(
+            |out| self.get_object(source.0, source.1, &get, &mut |_, _| {}, out),
+            |body| self.put(bucket, key, body, request.options),
+        )
+    }
+
+    /// Runs `produce` on a thread of its own, writing into a pipe that `consume` reads:
+    /// one object's plaintext flows into another write in bounded memory. The producer's
+    /// error wins (the consumer then saw a short body).
+    fn piped<T>(
+        &self,
+        produce: impl FnOnce(&mut dyn Write) -> Result<ObjectMeta> + Send,
+        consume: impl FnOnce(&mut dyn Read) -> Result<T>,
+    ) -> Result<T> {
+        let (reader, mut writer) = io::pipe().map_err(io_err(Path::new("pipe")))?;
+        let (done, outcome) = std::sync::mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                let mut out = BufWriter::with_capacity(1 << 20, &mut writer);
+                let read = produce(&mut out).and_then(|meta| {
+                    out.flush().map_err(io_err(Path::new("pipe")))?;
+                    Ok(meta)
+                });
+                drop(out);
+                // Said before the pipe closes, so that the reader never takes the end of
+                // a failed read for the end of the object.
+                let _ = done.send(read.is_ok());
+                drop(writer);
+                read
+            });
+            let mut body = PipedReader {
+                pipe: reader,
+                outcome,
+                ended_well: None,
+            };
+            let consumed = consume(&mut body);
+            // The producer may be blocked on a full pipe: closing it ends its write.
+            drop(body);
+            let produced = producer.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt {
+                    object: "copy".into(),
+                    message: "the reading thread panicked".into(),
+                })
+            });
+            match (produced, consumed) {
+                (Err(e), _) => Err(e),
+                (Ok(_), consumed) => consumed,
+            }
+        })
+    }
+
+    /// Writes `meta` (and its data file, when there is a new one) as the object's current
+    /// state, if `expect` holds at that moment.
+    fn commit(&self, meta: &ObjectMeta, data: Option<AtomicFile>, expect: Expect<'_>) -> Result<()> {
         let meta_path = self.meta_path(&meta.bucket, &meta.key);
         let shard = meta_path.parent().expect("a metadata path has a folder");
         create_private_dir(shard)?;
+        let new_data = data.is_some();
         if let Some(data) = data {
             let data_path = self.data_path(&meta.bucket, &meta.data_id);
             create_private_dir(data_path.parent().expect("a data path has a folder"))?;
@@ -552,54 +765,49 @@ impl Store {
         file.sync().map_err(io_err(&self.tmp))?;
         let lock = self.lock_bucket(&meta.bucket)?;
         let previous = self.read_meta(&meta.bucket, &meta.key)?;
-        if let Some(expected) = expected {
-            let same = previous.as_ref().is_some_and(|p| {
-                p.data_id == expected.data_id
-                    && p.modified == expected.modified
-                    && p.sse == expected.sse
-            });
-            if !same {
-                self.remove_data_if_unused(meta, previous.as_ref());
-                return Err(StoreError::PreconditionFailed {
-                    bucket: meta.bucket.clone(),
-                    key: meta.key.clone(),
-                    expected: expected.etag.clone(),
-                    actual: previous.map_or_else(|| "none (deleted)".into(), |p| p.etag),
-                });
+        if let Err(e) = expect.check(meta, previous.as_ref()) {
+            drop(lock);
+            if new_data {
+                let _ = fs::remove_file(self.data_path(&meta.bucket, &meta.data_id));
             }
+            return Err(e);
         }
         file.rename(&meta_path, || Ok(()))
             .map_err(io_err(&meta_path))?;
         drop(lock);
-        // The write is done, and the previous data file may go, only once the rename is
+        // The write is done, and the previous data files may go, only once the rename is
         // durable.
         atomic::sync_dir(shard).map_err(io_err(shard))?;
-        if let Some(previous) = previous
-            && previous.data_id != meta.data_id
-        {
-            let old = self.data_path(&previous.bucket, &previous.data_id);
-            let _ = fs::remove_file(old);
+        if let Some(previous) = previous {
+            let kept = meta.data_ids();
+            for id in previous.data_ids() {
+                if !kept.contains(&id) {
+                    let _ = fs::remove_file(self.data_path(&previous.bucket, id));
+                }
+            }
         }
         Ok(())
-    }
-
-    /// After a refused commit: the new data file is nobody's.
-    fn remove_data_if_unused(&self, meta: &ObjectMeta, current: Option<&ObjectMeta>) {
-        if current.is_none_or(|c| c.data_id != meta.data_id) {
-            let _ = fs::remove_file(self.data_path(&meta.bucket, &meta.data_id));
-        }
     }
 
     pub fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let meta = self.head(bucket, key)?;
         let path = self.meta_path(bucket, key);
-        {
+        let current = {
             let _lock = self.lock_bucket(bucket)?;
-            fs::remove_file(&path).map_err(io_err(&path))?;
+            // What is deleted is what is there now, which may be newer than `meta`.
+            let current = self.read_meta(bucket, key)?.unwrap_or(meta);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err(&path)(e)),
+            }
             atomic::sync_dir(path.parent().expect("a metadata path has a folder"))
                 .map_err(io_err(&path))?;
+            current
+        };
+        for id in current.data_ids() {
+            let _ = fs::remove_file(self.data_path(bucket, id));
         }
-        let _ = fs::remove_file(self.data_path(bucket, &meta.data_id));
         Ok(())
     }
 
@@ -614,8 +822,32 @@ impl Store {
         let mut meta = current.clone();
         meta.tags = tags;
         meta.modified = crate::job::store::now_ms();
-        self.commit(&meta, None, Some(&current))?;
+        self.commit(&meta, None, Expect::Same(&current))?;
         Ok(meta)
+    }
+
+    /// Checks the SSE-C key a request gave for an object (as S3 does on HEAD too): an
+    /// SSE-C object needs its key, and a key for another object is refused.
+    pub fn check_customer_key(&self, meta: &ObjectMeta, given: Option<&CustomerKey>) -> Result<()> {
+        match (&meta.sse, given) {
+            (SseState::SseC { fingerprint, .. }, Some(key)) => {
+                fingerprint
+                    .verify(key)
+                    .map_err(|_| StoreError::AccessDenied {
+                        bucket: meta.bucket.clone(),
+                        key: meta.key.clone(),
+                    })
+            }
+            (SseState::SseC { .. }, None) => Err(StoreError::SseCKeyRequired {
+                bucket: meta.bucket.clone(),
+                key: meta.key.clone(),
+            }),
+            (_, Some(_)) => Err(StoreError::SseCKeyNotExpected {
+                bucket: meta.bucket.clone(),
+                key: meta.key.clone(),
+            }),
+            (_, None) => Ok(()),
+        }
     }
 
     /// Reads an object (or `range` of it, end exclusive) into `out`. SSE-C objects need
@@ -644,19 +876,117 @@ impl Store {
             None => 0..meta.size,
         };
         let layers = self.open_keys(&meta, sse_c)?;
-        let path = self.data_path(bucket, &meta.data_id);
-        let mut file = File::open(&path).map_err(io_err(&path))?;
+        self.read_data(&meta, &layers, range, out)?;
+        Ok(meta)
+    }
+
+    /// Reads an object as an S3 GET does: `request.conditions` are checked (412, 304),
+    /// then the SSE-C key, then the range (416). `ready` is called with the metadata and
+    /// the resolved range once every check has passed and before any byte is written to
+    /// `out`, so that a server can send its response headers then.
+    pub fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        request: &GetRequest<'_>,
+        ready: &mut dyn FnMut(&ObjectMeta, Range<u64>),
+        out: &mut dyn Write,
+    ) -> Result<ObjectMeta> {
+        let meta = self.head(bucket, key)?;
+        request.conditions.check(&meta)?;
+        let layers = self.open_keys(&meta, request.sse_c)?;
+        let range = match request.range {
+            None => 0..meta.size,
+            Some(r) => r.resolve(meta.size).ok_or_else(|| {
+                let (start, end) = match r {
+                    ByteRange::From { first, last } => (first, last.unwrap_or(meta.size)),
+                    ByteRange::Suffix(n) => (meta.size.saturating_sub(n), meta.size),
+                };
+                StoreError::InvalidRange {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    start,
+                    end,
+                    size: meta.size,
+                }
+            })?,
+        };
+        ready(&meta, range.clone());
+        self.read_data(&meta, &layers, range, out)?;
+        Ok(meta)
+    }
+
+    /// The data files of an object with the plaintext bytes each holds and the
+    /// associated data it was sealed with.
+    fn pieces(&self, meta: &ObjectMeta) -> Vec<Piece> {
+        let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
+        if meta.parts.is_empty() {
+            return vec![Piece {
+                path: self.data_path(bucket, &meta.data_id),
+                size: meta.size,
+                aad: data_aad(bucket, key),
+            }];
+        }
+        meta.parts
+            .iter()
+            .map(|p| Piece {
+                path: self.data_path(bucket, &p.data_id),
+                size: p.size,
+                aad: part_aad(bucket, key, p.number),
+            })
+            .collect()
+    }
+
+    /// Writes `range` of an object's plaintext to `out`, through its data files.
+    fn read_data(
+        &self,
+        meta: &ObjectMeta,
+        layers: &[Engine],
+        range: Range<u64>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let mut at = 0;
+        for piece in self.pieces(meta) {
+            let piece_range = at..at + piece.size;
+            at += piece.size;
+            let start = range.start.max(piece_range.start);
+            let end = range.end.min(piece_range.end);
+            if start >= end && !(piece.size == 0 && range.is_empty()) {
+                continue;
+            }
+            self.read_piece(
+                meta,
+                layers,
+                &piece,
+                start - piece_range.start..end - piece_range.start,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn read_piece(
+        &self,
+        meta: &ObjectMeta,
+        layers: &[Engine],
+        piece: &Piece,
+        range: Range<u64>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
+        let path = &piece.path;
+        let mut file = File::open(path).map_err(io_err(path))?;
         let crypto_err = |source| StoreError::Crypto {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             source,
         };
-        match layers.as_slice() {
+        match layers {
             [] => {
                 file.seek(SeekFrom::Start(range.start))
-                    .map_err(io_err(&path))?;
+                    .map_err(io_err(path))?;
                 let copied = io::copy(&mut (&mut file).take(range.end - range.start), out)
-                    .map_err(io_err(&path))?;
+                    .map_err(io_err(path))?;
                 if copied != range.end - range.start {
                     return Err(StoreError::Corrupt {
                         object: format!("{bucket}/{key}"),
@@ -664,36 +994,32 @@ impl Store {
                     });
                 }
             }
-            [engine] if range == (0..meta.size) => {
+            [engine] if range == (0..piece.size) => {
                 engine
-                    .open_stream(
-                        BufReader::with_capacity(1 << 20, file),
-                        out,
-                        &data_aad(bucket, key),
-                    )
+                    .open_stream(BufReader::with_capacity(1 << 20, file), out, &piece.aad)
                     .map_err(crypto_err)?;
             }
             _ => {
-                let sealed_len = file.metadata().map_err(io_err(&path))?.len();
-                let aad = data_aad(bucket, key);
+                let sealed_len = file.metadata().map_err(io_err(path))?.len();
                 // Chunks of a few MiB, so that whole-object reads of DSSE objects stay
                 // within bounded memory too.
                 let chunk = 4 << 20;
                 let mut at = range.start;
                 while at < range.end {
                     let end = (at + chunk).min(range.end);
-                    let bytes = open_layers(&layers, &mut file, sealed_len, &aad, at..end)
+                    let bytes = open_layers(layers, &mut file, sealed_len, &piece.aad, at..end)
                         .map_err(crypto_err)?;
                     out.write_all(&bytes).map_err(io_err(Path::new("output")))?;
                     at = end;
                 }
             }
         }
-        Ok(meta)
+        Ok(())
     }
 
     /// Re-encrypts one object in place: only its encryption changes; bytes, ETag,
-    /// content type, metadata and tags stay.
+    /// content type, metadata and tags stay. A multipart object's parts become one data
+    /// file.
     pub fn reencrypt(
         &self,
         bucket: &str,
@@ -721,46 +1047,63 @@ impl Store {
                 modified: now,
                 ..current.clone()
             };
-            self.commit(&meta, None, Some(&current))?;
+            self.commit(&meta, None, Expect::Same(&current))?;
             return Ok((meta, ReencryptMethod::Reseal));
         }
 
         let layers = self.open_keys(&current, request.source_key)?;
         let data_id = uuid::Uuid::new_v4().simple().to_string();
-        let path = self.data_path(bucket, &current.data_id);
-        let mut source = File::open(&path).map_err(io_err(&path))?;
-        let sealed_len = source.metadata().map_err(io_err(&path))?.len();
-        let aad = data_aad(bucket, key);
         let crypto_err = |source| StoreError::Crypto {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             source,
         };
-        // Plaintext flows from the old layers into the new ones through a pipe of bounded
-        // chunks; objects larger than memory stream.
-        let mut reader = LayeredReader {
-            layers: &layers,
-            file: &mut source,
-            sealed_len,
-            aad: &aad,
-            at: 0,
-            size: current.size,
-            buf: Vec::new(),
-            pos: 0,
-            error: None,
+        let ((sse, segment_size, data_file), (size, md5)) = if current.parts.is_empty() {
+            let path = self.data_path(bucket, &current.data_id);
+            let mut source = File::open(&path).map_err(io_err(&path))?;
+            let sealed_len = source.metadata().map_err(io_err(&path))?.len();
+            let aad = data_aad(bucket, key);
+            // Plaintext flows from the old layers into the new ones in bounded chunks;
+            // objects larger than memory stream.
+            let mut reader = LayeredReader {
+                layers: &layers,
+                file: &mut source,
+                sealed_len,
+                aad: &aad,
+                at: 0,
+                size: current.size,
+                buf: Vec::new(),
+                pos: 0,
+                error: None,
+            };
+            let mut hashing = HashingReader::new(&mut reader);
+            let written = self.write_data(bucket, key, &data_id, &request.to, &mut hashing);
+            if let Some(e) = reader_error(&mut hashing) {
+                return Err(crypto_err(e));
+            }
+            let written = written?;
+            (written, hashing.finish())
+        } else {
+            // Several data files: through a pipe from a reading thread.
+            self.piped(
+                |out| {
+                    self.read_data(&current, &layers, 0..current.size, out)?;
+                    Ok(current.clone())
+                },
+                |body| {
+                    let mut hashing = HashingReader::new(body);
+                    let written =
+                        self.write_data(bucket, key, &data_id, &request.to, &mut hashing)?;
+                    Ok((written, hashing.finish()))
+                },
+            )?
         };
-        let mut hashing = HashingReader::new(&mut reader);
-        let written = self.write_data(bucket, key, &data_id, &request.to, &mut hashing);
-        if let Some(e) = reader_error(&mut hashing) {
-            return Err(crypto_err(e));
-        }
-        let (sse, segment_size, data_file) = written?;
-        let (size, etag) = hashing.finish();
-        if size != current.size || etag != current.etag {
+        let known_md5 = current.plaintext_md5();
+        if size != current.size || known_md5.is_some_and(|m| m != md5) {
             return Err(StoreError::Corrupt {
                 object: format!("{bucket}/{key}"),
                 message: format!(
-                    "its data read back as {size} bytes with MD5 {etag}, not the {} bytes with ETag {} it was written with",
+                    "its data read back as {size} bytes with MD5 {md5}, not the {} bytes with ETag {} it was written with",
                     current.size, current.etag
                 ),
             });
@@ -770,9 +1113,11 @@ impl Store {
             segment_size,
             sse,
             modified: now,
+            md5: (md5 != current.etag).then_some(md5),
+            parts: Vec::new(),
             ..current.clone()
         };
-        self.commit(&meta, data_file, Some(&current))?;
+        self.commit(&meta, data_file, Expect::Same(&current))?;
         Ok((meta, ReencryptMethod::Rewrite))
     }
 
@@ -881,8 +1226,9 @@ impl Store {
         })
     }
 
-    /// The engines that open an object's data, outermost first; empty for plaintext.
-    fn open_keys(&self, meta: &ObjectMeta, sse_c: Option<&CustomerKey>) -> Result<Vec<Engine>> {
+    /// The data keys of an object, in sealing order (DSSE-KMS: inner, then outer); empty
+    /// for plaintext. An SSE-C key given for another mode is refused.
+    fn data_keys(&self, meta: &ObjectMeta, sse_c: Option<&CustomerKey>) -> Result<Vec<DataKey>> {
         let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
         if sse_c.is_some() && !matches!(meta.sse, SseState::SseC { .. }) {
             return Err(StoreError::SseCKeyNotExpected {
@@ -890,87 +1236,78 @@ impl Store {
                 key: key.to_owned(),
             });
         }
-        let engine = |dek: DataKey| -> Result<Engine> {
-            Engine::new(&dek)
-                .with_segment_size(meta.segment_size)
-                .map_err(|source| StoreError::Crypto {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    source,
-                })
-        };
         Ok(match &meta.sse {
             SseState::None => Vec::new(),
             SseState::SseS3 { root_version, dek } => {
-                vec![engine(self.keys.root_open(
-                    *root_version,
-                    dek,
-                    bucket,
-                    key,
-                )?)?]
+                vec![self.keys.root_open(*root_version, dek, bucket, key)?]
             }
             SseState::SseKms { dek, .. } => {
-                vec![engine(self.keys.kms_open(
-                    dek,
-                    Mode::SseKms,
-                    bucket,
-                    key,
-                )?)?]
+                vec![self.keys.kms_open(dek, Mode::SseKms, bucket, key)?]
             }
             SseState::DsseKms { inner, outer } => vec![
-                engine(self.keys.kms_open(outer, Mode::DsseKmsOuter, bucket, key)?)?,
-                engine(self.keys.kms_open(inner, Mode::DsseKmsInner, bucket, key)?)?,
+                self.keys.kms_open(inner, Mode::DsseKmsInner, bucket, key)?,
+                self.keys.kms_open(outer, Mode::DsseKmsOuter, bucket, key)?,
             ],
-            SseState::SseC { .. } => vec![engine(self.open_ssec_key(meta, sse_c)?)?],
+            SseState::SseC { .. } => vec![self.open_ssec_key(meta, sse_c)?],
         })
     }
 
-    /// Writes a new data file from `body` (plaintext), encrypted as asked; returns the
-    /// object's encryption state, segment size and the uncommitted file.
-    fn write_data(
+    /// The engines that open an object's data, outermost first; empty for plaintext.
+    fn open_keys(&self, meta: &ObjectMeta, sse_c: Option<&CustomerKey>) -> Result<Vec<Engine>> {
+        let mut keys = self.data_keys(meta, sse_c)?;
+        keys.reverse();
+        keys.iter()
+            .map(|dek| {
+                Engine::new(dek)
+                    .with_segment_size(meta.segment_size)
+                    .map_err(|source| StoreError::Crypto {
+                        bucket: meta.bucket.clone(),
+                        key: meta.key.clone(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// New data key(s) for an object written with `encryption`, sealed as it says:
+    /// the object's encryption state and the keys, in sealing order.
+    fn new_data_keys(
         &self,
         bucket: &str,
         key: &str,
-        _data_id: &str,
         encryption: &Encryption,
-        body: &mut dyn Read,
-    ) -> Result<(SseState, u32, Option<AtomicFile>)> {
+    ) -> Result<(SseState, Vec<DataKey>)> {
         let crypto_err = |source| StoreError::Crypto {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             source,
         };
         let new_dek = || DataKey::generate().map_err(crypto_err);
-        let aad = data_aad(bucket, key);
-        let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
-        let segment_size = crypto::DEFAULT_SEGMENT_SIZE;
-        let sse = match encryption {
-            Encryption::None => {
-                let mut out = BufWriter::with_capacity(1 << 20, file.file());
-                io::copy(body, &mut out).map_err(io_err(Path::new("input")))?;
-                out.flush().map_err(io_err(&self.tmp))?;
-                drop(out);
-                return Ok((SseState::None, 0, Some(file)));
-            }
+        Ok(match encryption {
+            Encryption::None => (SseState::None, Vec::new()),
             Encryption::SseS3 => {
                 let dek = new_dek()?;
-                seal_body(&Engine::new(&dek), body, file.file(), &aad).map_err(crypto_err)?;
                 let (root_version, sealed) = self.keys.root_seal(&dek, bucket, key)?;
-                SseState::SseS3 {
-                    root_version,
-                    dek: sealed,
-                }
+                (
+                    SseState::SseS3 {
+                        root_version,
+                        dek: sealed,
+                    },
+                    vec![dek],
+                )
             }
             Encryption::SseKms { key_id, bucket_key } => {
                 let dek = new_dek()?;
                 let sealed =
                     self.keys
                         .kms_seal(key_id.as_deref(), &dek, Mode::SseKms, bucket, key)?;
-                seal_body(&Engine::new(&dek), body, file.file(), &aad).map_err(crypto_err)?;
-                SseState::SseKms {
-                    dek: sealed,
-                    bucket_key: *bucket_key,
-                }
+                (
+                    SseState::SseKms {
+                        dek: sealed,
+                        bucket_key: *bucket_key,
+                    },
+                    vec![dek],
+                )
             }
             Encryption::DsseKms { key_id } => {
                 let (inner_dek, outer_dek) = (new_dek()?, new_dek()?);
@@ -988,31 +1325,161 @@ impl Store {
                     bucket,
                     key,
                 )?;
+                (SseState::DsseKms { inner, outer }, vec![inner_dek, outer_dek])
+            }
+            Encryption::SseC(customer) => {
+                let dek = new_dek()?;
+                (self.seal_ssec(&dek, customer, bucket, key)?, vec![dek])
+            }
+        })
+    }
+
+    /// Seals `body` (plaintext) with `keys` (in sealing order; none: plaintext) into a new,
+    /// uncommitted file.
+    fn seal_data(
+        &self,
+        bucket: &str,
+        key: &str,
+        keys: &[DataKey],
+        aad: &[u8],
+        body: &mut dyn Read,
+    ) -> Result<AtomicFile> {
+        let crypto_err = |source| StoreError::Crypto {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source,
+        };
+        let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
+        match keys {
+            [] => {
+                let mut out = BufWriter::with_capacity(1 << 20, file.file());
+                io::copy(body, &mut out).map_err(io_err(Path::new("input")))?;
+                out.flush().map_err(io_err(&self.tmp))?;
+            }
+            [dek] => seal_body(&Engine::new(dek), body, file.file(), aad).map_err(crypto_err)?,
+            [inner, outer] => {
                 // The inner layer goes to a temporary file, the outer layer seals that.
                 let mut layer = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
-                seal_body(&Engine::new(&inner_dek), body, layer.file(), &aad)
-                    .map_err(crypto_err)?;
+                seal_body(&Engine::new(inner), body, layer.file(), aad).map_err(crypto_err)?;
                 layer
                     .file()
                     .seek(SeekFrom::Start(0))
                     .map_err(io_err(&self.tmp))?;
                 seal_body(
-                    &Engine::new(&outer_dek),
+                    &Engine::new(outer),
                     &mut BufReader::with_capacity(1 << 20, layer.file()),
                     file.file(),
-                    &aad,
+                    aad,
                 )
                 .map_err(crypto_err)?;
-                SseState::DsseKms { inner, outer }
             }
-            Encryption::SseC(customer) => {
-                let dek = new_dek()?;
-                seal_body(&Engine::new(&dek), body, file.file(), &aad).map_err(crypto_err)?;
-                self.seal_ssec(&dek, customer, bucket, key)?
-            }
+            _ => unreachable!("an object has at most two layers"),
+        }
+        Ok(file)
+    }
+
+    /// Writes a new data file from `body` (plaintext), encrypted as asked; returns the
+    /// object's encryption state, segment size and the uncommitted file.
+    fn write_data(
+        &self,
+        bucket: &str,
+        key: &str,
+        _data_id: &str,
+        encryption: &Encryption,
+        body: &mut dyn Read,
+    ) -> Result<(SseState, u32, Option<AtomicFile>)> {
+        let (sse, keys) = self.new_data_keys(bucket, key, encryption)?;
+        let file = self.seal_data(bucket, key, &keys, &data_aad(bucket, key), body)?;
+        let segment_size = if keys.is_empty() {
+            0
+        } else {
+            crypto::DEFAULT_SEGMENT_SIZE
         };
         Ok((sse, segment_size, Some(file)))
     }
+}
+
+/// What a commit must find in place of the object.
+#[derive(Debug, Clone, Copy)]
+enum Expect<'a> {
+    Nothing,
+    /// The object as it was read (same data, same time, same encryption).
+    Same(&'a ObjectMeta),
+    /// An object with this ETag.
+    ETag(&'a str),
+    /// No object.
+    Absent,
+}
+
+impl Expect<'_> {
+    fn check(self, meta: &ObjectMeta, previous: Option<&ObjectMeta>) -> Result<()> {
+        let failed = |expected: &str| StoreError::PreconditionFailed {
+            bucket: meta.bucket.clone(),
+            key: meta.key.clone(),
+            expected: expected.to_owned(),
+            actual: previous.map_or_else(|| "none (deleted)".into(), |p| p.etag.clone()),
+        };
+        match self {
+            Expect::Nothing => Ok(()),
+            Expect::Same(expected) => {
+                let same = previous.is_some_and(|p| {
+                    p.data_id == expected.data_id
+                        && p.modified == expected.modified
+                        && p.sse == expected.sse
+                });
+                if same {
+                    Ok(())
+                } else {
+                    Err(failed(&expected.etag))
+                }
+            }
+            Expect::ETag(_) if previous.is_none() => Err(StoreError::NoSuchKey {
+                bucket: meta.bucket.clone(),
+                key: meta.key.clone(),
+            }),
+            Expect::ETag(tag) => {
+                if previous.is_some_and(|p| etag_matches(tag, &p.etag)) {
+                    Ok(())
+                } else {
+                    Err(failed(tag))
+                }
+            }
+            Expect::Absent if previous.is_some() => Err(failed("no object")),
+            Expect::Absent => Ok(()),
+        }
+    }
+}
+
+/// The reading end of [`Store::piped`]: its end is an error unless the producer
+/// finished well.
+struct PipedReader {
+    pipe: io::PipeReader,
+    outcome: std::sync::mpsc::Receiver<bool>,
+    ended_well: Option<bool>,
+}
+
+impl Read for PipedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let outcome = &self.outcome;
+            if !*self
+                .ended_well
+                .get_or_insert_with(|| outcome.recv().unwrap_or(false))
+            {
+                return Err(io::Error::other("the source could not be read"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// One data file of an object.
+struct Piece {
+    path: PathBuf,
+    /// Plaintext bytes.
+    size: u64,
+    aad: Vec<u8>,
 }
 
 /// Bodies up to this many bytes (one segment) are read whole and sealed in one call, in
@@ -1196,6 +1663,18 @@ fn data_aad(bucket: &str, key: &str) -> Vec<u8> {
     aad
 }
 
+/// Associated data of a multipart object's part: the object's identity and the part's
+/// number, so that parts cannot be swapped or moved to another object.
+fn part_aad(bucket: &str, key: &str, number: u32) -> Vec<u8> {
+    let mut aad = b"reseal/object-part/v1".to_vec();
+    for part in [bucket, key] {
+        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad.extend_from_slice(&number.to_be_bytes());
+    aad
+}
+
 fn ssec_context<'a>(bucket: &'a str, key: &'a str) -> crypto::KeyContext<'a> {
     crypto::KeyContext {
         bucket,
@@ -1249,5 +1728,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     crate::manifest::hex(bytes)
 }
 
+/// The bytes of a hex string (either case); `None` when it is not one.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_serve;

@@ -109,6 +109,49 @@ pub struct ObjectMeta {
     #[serde(default)]
     pub segment_size: u32,
     pub sse: SseState,
+    /// The other headers S3 keeps with an object and returns with it, by lowercase name:
+    /// cache-control, content-disposition, content-encoding, content-language, expires,
+    /// x-amz-website-redirect-location, x-amz-storage-class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Hex MD5 of the plaintext where the ETag is not it (a multipart object's ETag is
+    /// the MD5 of its parts' MD5s); `None` there until the object is rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// A multipart object's data: one immutable data file per part, in order, all sealed
+    /// with the object's data key(s). Empty when `data_id` names the one data file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<DataPart>,
+}
+
+/// One part of a multipart object's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPart {
+    /// The part number the upload gave it (it is in the part's associated data).
+    pub number: u32,
+    pub data_id: String,
+    /// Plaintext bytes.
+    pub size: u64,
+}
+
+impl ObjectMeta {
+    /// The data files this object's bytes are in.
+    pub fn data_ids(&self) -> Vec<&str> {
+        if self.parts.is_empty() {
+            vec![self.data_id.as_str()]
+        } else {
+            self.parts.iter().map(|p| p.data_id.as_str()).collect()
+        }
+    }
+
+    /// Hex MD5 of the plaintext, where known.
+    pub fn plaintext_md5(&self) -> Option<&str> {
+        match &self.md5 {
+            Some(md5) => Some(md5),
+            None if self.parts.is_empty() => Some(&self.etag),
+            None => None,
+        }
+    }
 }
 
 /// The key that authenticates metadata files, derived from the master key.
@@ -131,8 +174,9 @@ impl MetaMacKey {
         mac
     }
 
-    /// The bytes of a metadata file: magic ‖ JSON ‖ HMAC.
-    pub fn encode(&self, meta: &ObjectMeta) -> Vec<u8> {
+    /// The bytes of a metadata file (an object's, or an upload's records): magic ‖ JSON ‖
+    /// HMAC.
+    pub fn encode<T: Serialize>(&self, meta: &T) -> Vec<u8> {
         let body = serde_json::to_vec(meta).expect("object metadata serialises");
         let tag = self.mac(&body).finalize().into_bytes();
         let mut out = Vec::with_capacity(MAGIC.len() + body.len() + MAC_LEN);
@@ -143,7 +187,7 @@ impl MetaMacKey {
     }
 
     /// Checks and parses a metadata file. The error says what is wrong, in words.
-    pub fn decode(&self, bytes: &[u8]) -> Result<ObjectMeta, String> {
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, String> {
         if bytes.len() < MAGIC.len() + MAC_LEN || &bytes[..MAGIC.len()] != MAGIC {
             return Err("not a reseal object metadata file".into());
         }

@@ -5,30 +5,30 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::crypto::MasterKey;
 
-const SEG: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
+pub(super) const SEG: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
 
-fn master() -> MasterKey {
+pub(super) fn master() -> MasterKey {
     MasterKey::from_slice(&[9u8; 32]).unwrap()
 }
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(super) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::init(&dir.path().join("s"), master()).unwrap();
     store.create_bucket("bkt", None).unwrap();
     (dir, store)
 }
 
-fn customer(byte: u8) -> CustomerKey {
+pub(super) fn customer(byte: u8) -> CustomerKey {
     CustomerKey::from_slice(&[byte; 32]).unwrap()
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
+pub(super) fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
 
-fn modes() -> Vec<Encryption> {
+pub(super) fn modes() -> Vec<Encryption> {
     vec![
         Encryption::None,
         Encryption::SseS3,
@@ -43,14 +43,14 @@ fn modes() -> Vec<Encryption> {
     ]
 }
 
-fn key_for(e: &Encryption) -> Option<CustomerKey> {
+pub(super) fn key_for(e: &Encryption) -> Option<CustomerKey> {
     match e {
         Encryption::SseC(k) => Some(k.clone()),
         _ => None,
     }
 }
 
-fn put(store: &Store, key: &str, body: &[u8], e: Encryption) -> ObjectMeta {
+pub(super) fn put(store: &Store, key: &str, body: &[u8], e: Encryption) -> ObjectMeta {
     store
         .put(
             "bkt",
@@ -61,12 +61,13 @@ fn put(store: &Store, key: &str, body: &[u8], e: Encryption) -> ObjectMeta {
                 content_type: Some("text/plain".into()),
                 metadata: BTreeMap::from([("owner".into(), "ops".into())]),
                 tags: BTreeMap::from([("team".into(), "blue".into())]),
+                ..Default::default()
             },
         )
         .unwrap()
 }
 
-fn get(
+pub(super) fn get(
     store: &Store,
     key: &str,
     range: Option<Range<u64>>,

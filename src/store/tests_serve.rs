@@ -1,0 +1,349 @@
+//! What `reseal serve` needs of the store: multipart uploads, conditional reads and
+//! writes, byte ranges as HTTP gives them, copies, content MD5s.
+
+use super::tests::*;
+use super::*;
+
+const MIB: usize = 1024 * 1024;
+
+fn all_parts_files(store: &Store) -> usize {
+    let dir = store.bucket_dir("bkt").join("data");
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|shard| fs::read_dir(shard.unwrap().path()).unwrap().count())
+        .sum()
+}
+
+fn multipart(store: &Store, key: &str, e: &Encryption, parts: &[Vec<u8>]) -> ObjectMeta {
+    let upload = store
+        .create_upload(
+            "bkt",
+            key,
+            PutOptions {
+                encryption: Some(e.clone()),
+                content_type: Some("text/x-parts".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let k = key_for(e);
+    let mut listed = Vec::new();
+    // Out of order, and part 2 written twice: the second write wins.
+    for (i, body) in parts.iter().enumerate().rev() {
+        let number = i as u32 + 1;
+        if number == 2 {
+            store
+                .upload_part("bkt", &upload.id, 2, k.as_ref(), &mut &b"stale"[..])
+                .unwrap();
+        }
+        let part = store
+            .upload_part("bkt", &upload.id, number, k.as_ref(), &mut &body[..])
+            .unwrap();
+        listed.push((number, part.etag));
+    }
+    listed.reverse();
+    assert_eq!(store.list_parts("bkt", &upload.id).unwrap().len(), parts.len());
+    let meta = store
+        .complete_upload("bkt", &upload.id, &listed, WriteCondition::Always)
+        .unwrap();
+    assert!(matches!(
+        store.upload("bkt", &upload.id),
+        Err(StoreError::NoSuchUpload(_))
+    ));
+    meta
+}
+
+#[test]
+fn multipart_objects_in_every_mode_read_whole_in_ranges_and_reencrypt() {
+    let (_d, store) = store();
+    let parts = vec![data(5 * MIB + 3, 2), data(1000, 3)];
+    let whole: Vec<u8> = parts.concat();
+    let mut md5s = Vec::new();
+    for p in &parts {
+        md5s.extend_from_slice(&Md5::digest(p));
+    }
+    let etag = format!("{}-2", hex(&Md5::digest(&md5s)));
+    for e in modes() {
+        let name = format!("mp/{}", e.mode());
+        let meta = multipart(&store, &name, &e, &parts);
+        assert_eq!(meta.etag, etag);
+        assert_eq!(meta.size, whole.len() as u64);
+        assert_eq!(meta.sse.mode(), e.mode());
+        assert_eq!(meta.content_type.as_deref(), Some("text/x-parts"));
+        let k = key_for(&e);
+        assert_eq!(get(&store, &name, None, k.as_ref()).unwrap(), whole);
+        let five = 5 * MIB as u64;
+        for r in [0..10, five - 5..five + 5, five + 1..five + 900, 0..whole.len() as u64] {
+            let got = get(&store, &name, Some(r.clone()), k.as_ref()).unwrap();
+            assert_eq!(got, &whole[r.start as usize..r.end as usize], "{name} {r:?}");
+        }
+        // Re-encryption keeps the bytes and the multipart ETag, and makes one data file.
+        let (after, how) = store
+            .reencrypt(
+                "bkt",
+                &name,
+                &Reencrypt {
+                    to: Encryption::SseS3,
+                    if_match: Some(&etag),
+                    source_key: k.as_ref(),
+                    fast_path: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(after.etag, etag);
+        if e.mode() == SseMode::SseS3 {
+            assert_eq!(how, ReencryptMethod::Reseal);
+            assert_eq!(after.parts.len(), 2);
+        } else {
+            assert_eq!(how, ReencryptMethod::Rewrite);
+            assert!(after.parts.is_empty());
+            assert_eq!(after.md5.as_deref(), Some(hex(&Md5::digest(&whole)).as_str()));
+        }
+        assert_eq!(get(&store, &name, None, None).unwrap(), whole);
+        store.delete("bkt", &name).unwrap();
+    }
+    assert_eq!(all_parts_files(&store), 0, "no data file is left behind");
+}
+
+#[test]
+fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
+    let (_d, store) = store();
+    let upload = store
+        .create_upload("bkt", "k", PutOptions::default())
+        .unwrap();
+    let small = store
+        .upload_part("bkt", &upload.id, 1, None, &mut &b"small"[..])
+        .unwrap();
+    let last = store
+        .upload_part("bkt", &upload.id, 2, None, &mut &b"last"[..])
+        .unwrap();
+    let complete = |parts: &[(u32, String)]| {
+        store.complete_upload("bkt", &upload.id, parts, WriteCondition::Always)
+    };
+    assert!(matches!(
+        complete(&[(1, small.etag.clone()), (2, last.etag.clone())]),
+        Err(StoreError::EntityTooSmall { number: 1, .. })
+    ));
+    assert!(matches!(
+        complete(&[(2, last.etag.clone()), (1, small.etag.clone())]),
+        Err(StoreError::InvalidPartOrder)
+    ));
+    assert!(matches!(
+        complete(&[(1, last.etag.clone())]),
+        Err(StoreError::InvalidPart(_))
+    ));
+    assert!(matches!(
+        store.upload_part("bkt", &upload.id, 10_001, None, &mut &b""[..]),
+        Err(StoreError::InvalidPart(_))
+    ));
+    assert!(matches!(
+        store.upload("bkt", "../../../../etc"),
+        Err(StoreError::NoSuchUpload(_))
+    ));
+    assert_eq!(store.list_uploads("bkt").unwrap().len(), 1);
+    assert!(matches!(store.head("bkt", "k"), Err(StoreError::NoSuchKey { .. })));
+    store.abort_upload("bkt", &upload.id).unwrap();
+    assert!(store.list_uploads("bkt").unwrap().is_empty());
+    assert_eq!(all_parts_files(&store), 0);
+    assert!(matches!(
+        store.upload_part("bkt", &upload.id, 1, None, &mut &b"x"[..]),
+        Err(StoreError::NoSuchUpload(_))
+    ));
+}
+
+#[test]
+fn an_sse_c_upload_needs_its_key_for_every_part() {
+    let (_d, store) = store();
+    let upload = store
+        .create_upload(
+            "bkt",
+            "c",
+            PutOptions {
+                encryption: Some(Encryption::SseC(customer(5))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        store.upload_part("bkt", &upload.id, 1, None, &mut &b"x"[..]),
+        Err(StoreError::SseCKeyRequired { .. })
+    ));
+    assert!(matches!(
+        store.upload_part("bkt", &upload.id, 1, Some(&customer(6)), &mut &b"x"[..]),
+        Err(StoreError::AccessDenied { .. })
+    ));
+    let part = store
+        .upload_part("bkt", &upload.id, 1, Some(&customer(5)), &mut &b"x"[..])
+        .unwrap();
+    let meta = store
+        .complete_upload("bkt", &upload.id, &[(1, part.etag)], WriteCondition::Always)
+        .unwrap();
+    assert!(store.check_customer_key(&meta, Some(&customer(5))).is_ok());
+    assert!(matches!(
+        store.check_customer_key(&meta, Some(&customer(6))),
+        Err(StoreError::AccessDenied { .. })
+    ));
+    assert!(matches!(
+        store.check_customer_key(&meta, None),
+        Err(StoreError::SseCKeyRequired { .. })
+    ));
+}
+
+#[test]
+fn reads_check_conditions_and_resolve_ranges() {
+    let (_d, store) = store();
+    let body = data(1000, 7);
+    let meta = put(&store, "r", &body, Encryption::SseS3);
+    let secs = meta.modified / 1000;
+    let read = |conditions: ReadConditions, range: Option<ByteRange>| {
+        let mut out = Vec::new();
+        let mut seen = None;
+        let request = GetRequest {
+            range,
+            sse_c: None,
+            conditions,
+        };
+        store
+            .get_object("bkt", "r", &request, &mut |_, r| seen = Some(r), &mut out)
+            .map(|_| (seen.unwrap(), out))
+    };
+    let quoted = format!("\"{}\"", meta.etag);
+    for (conditions, ok) in [
+        (ReadConditions { if_match: Some(quoted.clone()), ..Default::default() }, true),
+        (ReadConditions { if_match: Some("\"other\"".into()), ..Default::default() }, false),
+        (ReadConditions { if_match: Some("*".into()), if_unmodified_since: Some(secs - 10), ..Default::default() }, true),
+        (ReadConditions { if_unmodified_since: Some(secs - 10), ..Default::default() }, false),
+        (ReadConditions { if_unmodified_since: Some(secs), ..Default::default() }, true),
+    ] {
+        let got = read(conditions.clone(), None);
+        assert_eq!(got.is_ok(), ok, "{conditions:?}");
+        if !ok {
+            assert!(matches!(got, Err(StoreError::PreconditionFailed { .. })));
+        }
+    }
+    for (conditions, modified) in [
+        (ReadConditions { if_none_match: Some(quoted.clone()), ..Default::default() }, false),
+        (ReadConditions { if_none_match: Some("\"other\"".into()), if_modified_since: Some(secs + 10), ..Default::default() }, true),
+        (ReadConditions { if_modified_since: Some(secs), ..Default::default() }, false),
+        (ReadConditions { if_modified_since: Some(secs - 1), ..Default::default() }, true),
+    ] {
+        let got = read(conditions.clone(), None);
+        assert_eq!(got.is_ok(), modified, "{conditions:?}");
+        if !modified {
+            assert!(matches!(got, Err(StoreError::NotModified { .. })));
+        }
+    }
+    for (range, want) in [
+        (ByteRange::From { first: 10, last: Some(19) }, Some(10..20)),
+        (ByteRange::From { first: 990, last: Some(5000) }, Some(990..1000)),
+        (ByteRange::From { first: 990, last: None }, Some(990..1000)),
+        (ByteRange::Suffix(10), Some(990..1000)),
+        (ByteRange::Suffix(5000), Some(0..1000)),
+        (ByteRange::From { first: 1000, last: None }, None),
+        (ByteRange::Suffix(0), None),
+    ] {
+        match (read(ReadConditions::default(), Some(range)), want) {
+            (Ok((r, out)), Some(want)) => {
+                assert_eq!(r, want, "{range:?}");
+                assert_eq!(out, &body[want.start as usize..want.end as usize]);
+            }
+            (Err(StoreError::InvalidRange { .. }), None) => {}
+            (got, want) => panic!("{range:?}: {:?}, wanted {want:?}", got.map(|g| g.0)),
+        }
+    }
+}
+
+#[test]
+fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
+    let (_d, store) = store();
+    // Larger than a segment, so that the copy's reads meet the end of the pipe twice.
+    let body = data(SEG * 2 + 5, 1);
+    let first = put(&store, "w", &body, Encryption::SseC(customer(1)));
+    let write = |condition: WriteCondition, md5: Option<String>| {
+        store.put(
+            "bkt",
+            "w",
+            &b"new"[..],
+            PutOptions {
+                condition,
+                content_md5: md5,
+                ..Default::default()
+            },
+        )
+    };
+    assert!(matches!(
+        write(WriteCondition::IfAbsent, None),
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    assert!(matches!(
+        write(WriteCondition::IfMatch("nope".into()), None),
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    assert!(matches!(
+        write(WriteCondition::Always, Some("0".repeat(32))),
+        Err(StoreError::BadDigest { .. })
+    ));
+    assert!(matches!(
+        store.put(
+            "bkt",
+            "absent",
+            &b"x"[..],
+            PutOptions {
+                condition: WriteCondition::IfMatch(first.etag.clone()),
+                ..Default::default()
+            }
+        ),
+        Err(StoreError::NoSuchKey { .. })
+    ));
+    assert_eq!(
+        get(&store, "w", None, Some(&customer(1))).unwrap(),
+        body,
+        "refused writes change nothing"
+    );
+    // A copy to another key, decrypted with the source's key and sealed anew.
+    let copy = |conditions: ReadConditions| {
+        store.copy(
+            ("bkt", "w"),
+            "bkt",
+            "copy",
+            CopyRequest {
+                source_key: Some(&customer(1)),
+                source_conditions: conditions,
+                options: PutOptions {
+                    encryption: Some(Encryption::SseKms {
+                        key_id: None,
+                        bucket_key: true,
+                    }),
+                    ..Default::default()
+                },
+            },
+        )
+    };
+    assert!(matches!(
+        copy(ReadConditions {
+            if_match: Some("nope".into()),
+            ..Default::default()
+        }),
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    let copied = copy(ReadConditions {
+        if_match: Some(first.etag.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(copied.etag, first.etag);
+    assert_eq!(copied.sse.mode(), SseMode::SseKms);
+    assert_eq!(get(&store, "copy", None, None).unwrap(), body);
+    // With the wrong source key, nothing is written.
+    let wrong = store.copy(
+        ("bkt", "w"),
+        "bkt",
+        "copy2",
+        CopyRequest {
+            source_key: Some(&customer(2)),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(wrong, Err(StoreError::AccessDenied { .. })));
+    assert!(matches!(store.head("bkt", "copy2"), Err(StoreError::NoSuchKey { .. })));
+}
