@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod job;
 pub mod manifest;
 pub mod runner;
+pub mod serve;
 pub mod sse;
 pub mod store;
 pub mod target;

@@ -19,7 +19,7 @@ use aws_sdk_s3::types::{
     BucketVersioningStatus, ServerSideEncryption, StorageClass, VersioningConfiguration,
 };
 use common::Env;
-use common::s3::{S3Server, moto_kms_key, rt};
+use common::s3::{S3Server, rt};
 
 /// The encryption an object is written with in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,8 +293,8 @@ fn mode_name(m: Mode) -> &'static str {
 
 /// Every target mode from every source mode, keys that need encoding, everything kept.
 fn every_mode_from_every_mode(f: &Fixture) {
-    let old_key = moto_kms_key(&f.server.endpoint);
-    let new_key = moto_kms_key(&f.server.endpoint);
+    let old_key = f.server.kms_key();
+    let new_key = f.server.kms_key();
     let targets = [
         ("sse-s3".to_owned(), ServerSideEncryption::Aes256, None),
         (
@@ -351,7 +351,8 @@ fn every_mode_from_every_mode(f: &Fixture) {
             let key = reseal::manifest::keycode::decode_key(&row[1]).unwrap();
             let (_, _, source) = objects.iter().find(|(k, _, _)| *k == key).unwrap();
             assert_eq!(row[3], "succeeded", "{spec} {key}: {row:?}");
-            let already = spec == "sse-s3" && *source == Mode::SseS3;
+            let already = spec == "sse-s3"
+                && (*source == Mode::SseS3 || *source == Mode::NotSse && f.server.caps.default_sse);
             if already {
                 assert!(row[6].contains("already SSE-S3"), "{spec} {key}: {row:?}");
             } else {
@@ -393,7 +394,7 @@ fn moto_every_mode_from_every_mode() {
 /// headers, tags and storage class, and no upload is left behind.
 fn multipart_keeps_everything(f: &Fixture) {
     let env = Env::new();
-    let key = moto_kms_key(&f.server.endpoint);
+    let key = f.server.kms_key();
     f.bucket("multi");
     let mut objects = Vec::new();
     for (i, name) in ["big one.bin", "big+two/ü.bin"].iter().enumerate() {
@@ -506,7 +507,7 @@ fn versioned_bucket(f: &Fixture) {
     // --from-listing --all-versions: current versions are tasks, noncurrent ones counted;
     // --delete-noncurrent leaves one version per re-encrypted key.
     let env2 = Env::new();
-    let key = moto_kms_key(&f.server.endpoint);
+    let key = f.server.kms_key();
     let run = f.reseal_ok(
         &env2,
         &[
@@ -649,7 +650,7 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
         "data/config/2026-11-01T00-00Z/manifest.json",
         manifest.clone().into_bytes(),
     );
-    let key = moto_kms_key(&f.server.endpoint);
+    let key = f.server.kms_key();
     let env = Env::new();
     f.reseal_ok(
         &env,
@@ -774,12 +775,18 @@ fn verify_lists_what_is_not_compliant(f: &Fixture) {
     );
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     f.reseal_ok(&env, &["verify", &id]);
-    // Someone writes b.txt again without encryption headers.
-    f.put("verify", "b", b"b again", Mode::NotSse, "");
+    // Someone writes b.txt again without encryption headers (where the server then
+    // encrypts with SSE-S3 anyway, with SSE-KMS).
+    let (again, shown) = if f.server.caps.default_sse {
+        (Mode::SseKms, "verify/b\tSSE-KMS")
+    } else {
+        (Mode::NotSse, "verify/b\tNOT-SSE")
+    };
+    f.put("verify", "b", b"b again", again, "");
     let run = f.reseal(&env, &["verify", &id]);
     if f.server.caps.sse {
         assert_eq!(run.code, 1, "{}", run.stderr);
-        assert_eq!(run.stdout.trim(), "verify/b\tNOT-SSE", "{}", run.stdout);
+        assert!(run.stdout.trim().starts_with(shown), "{}", run.stdout);
         assert!(
             run.stderr.contains("3 objects checked, 2 compliant, 1 not"),
             "{}",
@@ -870,4 +877,281 @@ fn moto_bad_options_are_refused() {
     for job in env.jobs() {
         assert_ne!(job["status"], "Ready", "{job}");
     }
+}
+
+// ---- `reseal serve`: the scenarios above against reseal's own endpoint, and what only a
+// server with real SSE-C and KMS checks can show. Not run there: `versioned_bucket` (the
+// store keeps no versions) and `preserve_acl` (reseal serve has no ACLs).
+
+#[test]
+fn serve_every_mode_from_every_mode() {
+    every_mode_from_every_mode(&Fixture::new(S3Server::reseal_serve()));
+}
+
+#[test]
+fn serve_multipart_keeps_everything() {
+    multipart_keeps_everything(&Fixture::new(S3Server::reseal_serve()));
+}
+
+#[test]
+fn serve_manifests_and_reports_on_s3() {
+    manifests_and_reports_on_s3(&Fixture::new(S3Server::reseal_serve()));
+}
+
+#[test]
+fn serve_verify_lists_what_is_not_compliant() {
+    verify_lists_what_is_not_compliant(&Fixture::new(S3Server::reseal_serve()));
+}
+
+/// An SSE-C key as the SDK wants it: base64 of the key and of its MD5.
+fn ssec_headers(key: &[u8; 32]) -> (String, String) {
+    use base64::Engine as _;
+    use md5::{Digest, Md5};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    (b64.encode(key), b64.encode(Md5::digest(key)))
+}
+
+fn put_ssec(f: &Fixture, bucket: &str, key: &str, body: &[u8], customer: &[u8; 32]) {
+    let (k, md5) = ssec_headers(customer);
+    f.rt.block_on(
+        f.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .metadata("owner", "team-c")
+            .tagging("project=reseal")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(k)
+            .sse_customer_key_md5(md5)
+            .send(),
+    )
+    .unwrap();
+}
+
+/// GETs an SSE-C object with `customer`; the HTTP status of a refusal.
+fn get_ssec(f: &Fixture, bucket: &str, key: &str, customer: &[u8; 32]) -> Result<Vec<u8>, u16> {
+    let (k, md5) = ssec_headers(customer);
+    f.rt.block_on(async {
+        match f
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(k)
+            .sse_customer_key_md5(md5)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.body.collect().await.unwrap().into_bytes().to_vec()),
+            Err(e) => Err(e.raw_response().map_or(0, |r| r.status().as_u16())),
+        }
+    })
+}
+
+/// SSE-C key rotation in place (`--sse sse-c:@new --source-sse-c @old`), objects already
+/// on the new key skipped, plaintext and SSE-S3 objects brought to SSE-C, and a wrong
+/// source key failing its tasks clearly with nothing changed.
+#[test]
+fn serve_sse_c_key_rotation_and_wrong_keys() {
+    let f = Fixture::new(S3Server::reseal_serve());
+    let env = Env::new();
+    let (old, new, wrong) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let old_file = env.write("old.key", &old);
+    let new_file = env.write("new.key", &new);
+    let wrong_file = env.write("wrong.key", &wrong);
+    f.bucket("ssec");
+    let mut objects = Vec::new();
+    for key in AWKWARD_KEYS {
+        let body = body_for(key, Mode::SseS3);
+        put_ssec(&f, "ssec", key, &body, &old);
+        objects.push((key.to_owned(), body));
+    }
+    put_ssec(&f, "ssec", "already-new", b"already", &new);
+    f.put("ssec", "plain", b"plain", Mode::NotSse, "");
+    f.put("ssec", "s3", b"s3", Mode::SseS3, "");
+
+    // A wrong source key: the old-key objects fail with AccessDenied, nothing changes.
+    let report = env.path("report-wrong");
+    let run = f.reseal(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://ssec",
+            "--sse",
+            &format!("sse-c:@{}", new_file.display()),
+            "--source-sse-c",
+            &format!("@{}", wrong_file.display()),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rows = report_rows(&report);
+    for (key, _) in &objects {
+        let encoded = reseal::manifest::keycode::encode_key(key);
+        let row = rows.iter().find(|r| r[1] == encoded).unwrap();
+        assert_eq!(row[3], "failed", "{row:?}");
+        assert!(
+            row[5].contains("AccessDenied") || row[6].contains("key"),
+            "a clear reason: {row:?}"
+        );
+    }
+    for (key, body) in &objects {
+        assert_eq!(get_ssec(&f, "ssec", key, &old).as_ref(), Ok(body), "{key}");
+    }
+
+    // The right keys: every object ends on the new key.
+    let env = Env::new();
+    let report = env.path("report");
+    f.reseal_ok(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://ssec",
+            "--sse",
+            &format!("sse-c:@{}", new_file.display()),
+            "--source-sse-c",
+            &format!("@{}", old_file.display()),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    for (key, body) in &objects {
+        assert_eq!(get_ssec(&f, "ssec", key, &new).as_ref(), Ok(body), "{key}");
+        assert_eq!(get_ssec(&f, "ssec", key, &old), Err(403), "{key}: old key");
+        let tags = f.tags("ssec", key);
+        assert_eq!(tags.get("project").map(String::as_str), Some("reseal"));
+    }
+    for (key, body) in [
+        ("plain", &b"plain"[..]),
+        ("s3", b"s3"),
+        ("already-new", b"already"),
+    ] {
+        assert_eq!(
+            get_ssec(&f, "ssec", key, &new).as_deref(),
+            Ok(body),
+            "{key}"
+        );
+    }
+    let rows = report_rows(&report);
+    let already = rows.iter().find(|r| r[1] == "already-new").unwrap();
+    assert!(already[6].contains("already"), "{already:?}");
+    // Without a key, an SSE-C object is a 400; the whole job's objects verify.
+    let head =
+        f.rt.block_on(f.client.head_object().bucket("ssec").key("plain").send());
+    assert_eq!(
+        head.err()
+            .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
+        Some(400)
+    );
+    let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
+    f.reseal_ok(&env, &["verify", &id]);
+}
+
+/// KMS key checks moto cannot make: an unknown key and a disabled key fail their tasks
+/// with S3's KMS errors and change nothing; a job naming an alias ends with objects whose
+/// reported key is that alias's key, and `verify` agrees.
+#[test]
+fn serve_kms_keys_are_checked() {
+    let f = Fixture::new(S3Server::reseal_serve());
+    let store = f.server.reseal.as_ref().unwrap();
+    f.bucket("kms");
+    for k in ["a", "b"] {
+        f.put("kms", k, k.as_bytes(), Mode::SseS3, "");
+    }
+    let env = Env::new();
+    let report = env.path("unknown");
+    let run = f.reseal(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://kms",
+            "--sse",
+            "sse-kms:11111111-2222-3333-4444-555555555555",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for row in report_rows(&report) {
+        assert_eq!(row[3], "failed", "{row:?}");
+        assert_eq!(row[5], "KMS.NotFoundException", "{row:?}");
+    }
+    let key = f.server.kms_key();
+    store.reseal(&["keys", "disable", &key]);
+    let env = Env::new();
+    let report = env.path("disabled");
+    let run = f.reseal(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://kms",
+            "--sse",
+            &format!("sse-kms:{key}"),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for row in report_rows(&report) {
+        assert_eq!(row[5], "KMS.DisabledException", "{row:?}");
+    }
+    for k in ["a", "b"] {
+        assert_eq!(
+            f.head("kms", k).server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256),
+            "{k}: unchanged"
+        );
+    }
+    store.reseal(&["keys", "enable", &key]);
+    let billing = store
+        .reseal(&["keys", "create", "--alias", "billing"])
+        .trim()
+        .to_owned();
+    let env = Env::new();
+    f.reseal_ok(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://kms",
+            "--sse",
+            "sse-kms:alias/billing",
+        ],
+    );
+    for k in ["a", "b"] {
+        let h = f.head("kms", k);
+        assert_eq!(
+            h.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms)
+        );
+        let reported = h.ssekms_key_id().unwrap_or_default();
+        assert!(
+            reported.starts_with("arn:aws:kms:") && reported.ends_with(&format!("key/{billing}")),
+            "{k}: {reported}"
+        );
+    }
+    // A job naming the key by id finds every object compliant, and verifies. (A job that
+    // names an alias cannot be verified: the target learns an alias's ARN only from a
+    // write.)
+    let env = Env::new();
+    let run = f.reseal_ok(
+        &env,
+        &[
+            "run",
+            "--from-listing",
+            "s3://kms",
+            "--sse",
+            &format!("sse-kms:{billing}"),
+        ],
+    );
+    assert!(run.stderr.contains("2 skipped, 0 failed"), "{}", run.stderr);
+    let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
+    f.reseal_ok(&env, &["verify", &id]);
 }

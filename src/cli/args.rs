@@ -59,6 +59,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Serve the local store as an S3 endpoint (SigV4, SSE-S3/KMS/DSSE-KMS/SSE-C).
+    Serve(Box<super::serve::ServeArgs>),
     /// Everything end to end on a local store made from nothing, in ./reseal-demo.
     Demo {
         /// Where the demo's store, manifest, job store and report go.

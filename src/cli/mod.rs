@@ -10,6 +10,7 @@ mod job;
 mod keys;
 mod output;
 mod run;
+mod serve;
 mod store;
 
 use std::process::ExitCode;
@@ -94,6 +95,7 @@ async fn run(cli: Cli) -> CliResult {
             output,
         } => run::verify(&cli.db, &id, &target, concurrency, output).await,
         Command::Demo { dir, objects } => demo::run(&dir, objects).await,
+        Command::Serve(args) => serve::run(*args).await,
     }
 }
 

@@ -89,7 +89,7 @@ pub enum DefaultEncryption {
 }
 
 impl DefaultEncryption {
-    fn to_encryption(&self) -> Encryption {
+    pub fn to_encryption(&self) -> Encryption {
         match self {
             DefaultEncryption::SseS3 => Encryption::SseS3,
             DefaultEncryption::SseKms { key_id, bucket_key } => Encryption::SseKms {
@@ -746,7 +746,12 @@ impl Store {
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's current
     /// state, if `expect` holds at that moment.
-    fn commit(&self, meta: &ObjectMeta, data: Option<AtomicFile>, expect: Expect<'_>) -> Result<()> {
+    fn commit(
+        &self,
+        meta: &ObjectMeta,
+        data: Option<AtomicFile>,
+        expect: Expect<'_>,
+    ) -> Result<()> {
         let meta_path = self.meta_path(&meta.bucket, &meta.key);
         let shard = meta_path.parent().expect("a metadata path has a folder");
         create_private_dir(shard)?;
@@ -1325,7 +1330,10 @@ impl Store {
                     bucket,
                     key,
                 )?;
-                (SseState::DsseKms { inner, outer }, vec![inner_dek, outer_dek])
+                (
+                    SseState::DsseKms { inner, outer },
+                    vec![inner_dek, outer_dek],
+                )
             }
             Encryption::SseC(customer) => {
                 let dek = new_dek()?;

@@ -27,8 +27,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition,
-    atomic, check_key, create_private_dir, hex, io_err, part_aad, unhex,
+    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, atomic,
+    check_key, create_private_dir, hex, io_err, part_aad, unhex,
 };
 use crate::crypto::{self, CustomerKey};
 use atomic::AtomicFile;
@@ -248,6 +248,25 @@ impl Store {
         Ok(part)
     }
 
+    /// Writes part `number` of an upload from (a range of) another object, read as `get`
+    /// says: the source's key and conditions.
+    pub fn upload_part_copy(
+        &self,
+        bucket: &str,
+        id: &str,
+        number: u32,
+        sse_c: Option<&CustomerKey>,
+        source: (&str, &str),
+        get: &super::GetRequest<'_>,
+    ) -> Result<Part> {
+        // The upload's key is checked before any byte is read.
+        self.data_keys(&self.upload(bucket, id)?.object, sse_c)?;
+        self.piped(
+            |out| self.get_object(source.0, source.1, get, &mut |_, _| {}, out),
+            |body| self.upload_part(bucket, id, number, sse_c, body),
+        )
+    }
+
     fn commit_data(&self, bucket: &str, data_id: &str, file: AtomicFile) -> Result<()> {
         let path = self.data_path(bucket, data_id);
         create_private_dir(path.parent().expect("a data path has a folder"))?;
@@ -323,11 +342,9 @@ impl Store {
         }
         let mut md5s = Md5::new();
         for part in &chosen {
-            let raw = unhex(&part.etag).ok_or_else(|| {
-                StoreError::Corrupt {
-                    object: format!("{bucket}/{}", upload.key),
-                    message: format!("part {} has a malformed ETag", part.number),
-                }
+            let raw = unhex(&part.etag).ok_or_else(|| StoreError::Corrupt {
+                object: format!("{bucket}/{}", upload.key),
+                message: format!("part {} has a malformed ETag", part.number),
             })?;
             md5s.update(&raw);
         }

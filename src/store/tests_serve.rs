@@ -42,7 +42,10 @@ fn multipart(store: &Store, key: &str, e: &Encryption, parts: &[Vec<u8>]) -> Obj
         listed.push((number, part.etag));
     }
     listed.reverse();
-    assert_eq!(store.list_parts("bkt", &upload.id).unwrap().len(), parts.len());
+    assert_eq!(
+        store.list_parts("bkt", &upload.id).unwrap().len(),
+        parts.len()
+    );
     let meta = store
         .complete_upload("bkt", &upload.id, &listed, WriteCondition::Always)
         .unwrap();
@@ -73,9 +76,18 @@ fn multipart_objects_in_every_mode_read_whole_in_ranges_and_reencrypt() {
         let k = key_for(&e);
         assert_eq!(get(&store, &name, None, k.as_ref()).unwrap(), whole);
         let five = 5 * MIB as u64;
-        for r in [0..10, five - 5..five + 5, five + 1..five + 900, 0..whole.len() as u64] {
+        for r in [
+            0..10,
+            five - 5..five + 5,
+            five + 1..five + 900,
+            0..whole.len() as u64,
+        ] {
             let got = get(&store, &name, Some(r.clone()), k.as_ref()).unwrap();
-            assert_eq!(got, &whole[r.start as usize..r.end as usize], "{name} {r:?}");
+            assert_eq!(
+                got,
+                &whole[r.start as usize..r.end as usize],
+                "{name} {r:?}"
+            );
         }
         // Re-encryption keeps the bytes and the multipart ETag, and makes one data file.
         let (after, how) = store
@@ -97,7 +109,10 @@ fn multipart_objects_in_every_mode_read_whole_in_ranges_and_reencrypt() {
         } else {
             assert_eq!(how, ReencryptMethod::Rewrite);
             assert!(after.parts.is_empty());
-            assert_eq!(after.md5.as_deref(), Some(hex(&Md5::digest(&whole)).as_str()));
+            assert_eq!(
+                after.md5.as_deref(),
+                Some(hex(&Md5::digest(&whole)).as_str())
+            );
         }
         assert_eq!(get(&store, &name, None, None).unwrap(), whole);
         store.delete("bkt", &name).unwrap();
@@ -141,7 +156,10 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
         Err(StoreError::NoSuchUpload(_))
     ));
     assert_eq!(store.list_uploads("bkt").unwrap().len(), 1);
-    assert!(matches!(store.head("bkt", "k"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(
+        store.head("bkt", "k"),
+        Err(StoreError::NoSuchKey { .. })
+    ));
     store.abort_upload("bkt", &upload.id).unwrap();
     assert!(store.list_uploads("bkt").unwrap().is_empty());
     assert_eq!(all_parts_files(&store), 0);
@@ -209,11 +227,42 @@ fn reads_check_conditions_and_resolve_ranges() {
     };
     let quoted = format!("\"{}\"", meta.etag);
     for (conditions, ok) in [
-        (ReadConditions { if_match: Some(quoted.clone()), ..Default::default() }, true),
-        (ReadConditions { if_match: Some("\"other\"".into()), ..Default::default() }, false),
-        (ReadConditions { if_match: Some("*".into()), if_unmodified_since: Some(secs - 10), ..Default::default() }, true),
-        (ReadConditions { if_unmodified_since: Some(secs - 10), ..Default::default() }, false),
-        (ReadConditions { if_unmodified_since: Some(secs), ..Default::default() }, true),
+        (
+            ReadConditions {
+                if_match: Some(quoted.clone()),
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            ReadConditions {
+                if_match: Some("\"other\"".into()),
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            ReadConditions {
+                if_match: Some("*".into()),
+                if_unmodified_since: Some(secs - 10),
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            ReadConditions {
+                if_unmodified_since: Some(secs - 10),
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            ReadConditions {
+                if_unmodified_since: Some(secs),
+                ..Default::default()
+            },
+            true,
+        ),
     ] {
         let got = read(conditions.clone(), None);
         assert_eq!(got.is_ok(), ok, "{conditions:?}");
@@ -222,10 +271,35 @@ fn reads_check_conditions_and_resolve_ranges() {
         }
     }
     for (conditions, modified) in [
-        (ReadConditions { if_none_match: Some(quoted.clone()), ..Default::default() }, false),
-        (ReadConditions { if_none_match: Some("\"other\"".into()), if_modified_since: Some(secs + 10), ..Default::default() }, true),
-        (ReadConditions { if_modified_since: Some(secs), ..Default::default() }, false),
-        (ReadConditions { if_modified_since: Some(secs - 1), ..Default::default() }, true),
+        (
+            ReadConditions {
+                if_none_match: Some(quoted.clone()),
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            ReadConditions {
+                if_none_match: Some("\"other\"".into()),
+                if_modified_since: Some(secs + 10),
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            ReadConditions {
+                if_modified_since: Some(secs),
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            ReadConditions {
+                if_modified_since: Some(secs - 1),
+                ..Default::default()
+            },
+            true,
+        ),
     ] {
         let got = read(conditions.clone(), None);
         assert_eq!(got.is_ok(), modified, "{conditions:?}");
@@ -234,12 +308,36 @@ fn reads_check_conditions_and_resolve_ranges() {
         }
     }
     for (range, want) in [
-        (ByteRange::From { first: 10, last: Some(19) }, Some(10..20)),
-        (ByteRange::From { first: 990, last: Some(5000) }, Some(990..1000)),
-        (ByteRange::From { first: 990, last: None }, Some(990..1000)),
+        (
+            ByteRange::From {
+                first: 10,
+                last: Some(19),
+            },
+            Some(10..20),
+        ),
+        (
+            ByteRange::From {
+                first: 990,
+                last: Some(5000),
+            },
+            Some(990..1000),
+        ),
+        (
+            ByteRange::From {
+                first: 990,
+                last: None,
+            },
+            Some(990..1000),
+        ),
         (ByteRange::Suffix(10), Some(990..1000)),
         (ByteRange::Suffix(5000), Some(0..1000)),
-        (ByteRange::From { first: 1000, last: None }, None),
+        (
+            ByteRange::From {
+                first: 1000,
+                last: None,
+            },
+            None,
+        ),
         (ByteRange::Suffix(0), None),
     ] {
         match (read(ReadConditions::default(), Some(range)), want) {
@@ -345,5 +443,8 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
         },
     );
     assert!(matches!(wrong, Err(StoreError::AccessDenied { .. })));
-    assert!(matches!(store.head("bkt", "copy2"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(
+        store.head("bkt", "copy2"),
+        Err(StoreError::NoSuchKey { .. })
+    ));
 }

@@ -32,6 +32,9 @@ pub struct Caps {
     pub tagging: bool,
     /// Reports the KMS key of a DSSE-KMS object (moto drops it).
     pub dsse_key_id: bool,
+    /// Encrypts an object written without SSE headers with the bucket's default (SSE-S3),
+    /// as S3 does since 2023; moto and s3s-fs store it in plaintext.
+    pub default_sse: bool,
 }
 
 pub struct S3Server {
@@ -40,6 +43,33 @@ pub struct S3Server {
     pub caps: Caps,
     child: Child,
     _dir: Option<tempfile::TempDir>,
+    /// `reseal serve`'s store, for what a test does beside the endpoint (KMS keys).
+    pub reseal: Option<ResealStore>,
+}
+
+/// The local store behind a `reseal serve`, and its master key.
+pub struct ResealStore {
+    pub dir: PathBuf,
+    pub master_key: String,
+}
+
+impl ResealStore {
+    /// Runs `reseal` on this store (with its master key); expects success, returns stdout.
+    pub fn reseal(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_reseal"))
+            .args(args)
+            .env("RESEAL_MASTER_KEY", &self.master_key)
+            .env("RESEAL_STORE", &self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the reseal binary runs");
+        assert!(
+            out.status.success(),
+            "reseal {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
 impl Drop for S3Server {
@@ -110,9 +140,11 @@ impl S3Server {
                 kms: true,
                 tagging: true,
                 dsse_key_id: false,
+                default_sse: false,
             },
             child,
             _dir: None,
+            reseal: None,
         }
     }
 
@@ -152,10 +184,98 @@ impl S3Server {
                 kms: false,
                 tagging: false,
                 dsse_key_id: false,
+                default_sse: false,
             },
             child,
             _dir: Some(dir),
+            reseal: None,
         }
+    }
+
+    /// `reseal serve` (the binary under test) on a fresh local store with fresh keys, on a
+    /// free port it picks itself and prints.
+    pub fn reseal_serve() -> S3Server {
+        S3Server::reseal_serve_with(&[])
+    }
+
+    /// [`S3Server::reseal_serve`] with more arguments (TLS) and its log in the store's
+    /// folder (`serve.log`).
+    pub fn reseal_serve_with(extra: &[&str]) -> S3Server {
+        use base64::Engine as _;
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).unwrap();
+        let store = ResealStore {
+            dir: dir.path().join("store"),
+            master_key: base64::engine::general_purpose::STANDARD.encode(key),
+        };
+        store.reseal(&["store", "init", store.dir.to_str().unwrap()]);
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reseal"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("RESEAL_MASTER_KEY", &store.master_key)
+            .env("RESEAL_STORE", &store.dir)
+            .env("RESEAL_ACCESS_KEY", ACCESS_KEY)
+            .env("RESEAL_SECRET_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("reseal serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line.trim().to_owned();
+        assert!(
+            endpoint.starts_with("http"),
+            "reseal serve did not say where it listens: {:?}\n{}",
+            endpoint,
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        S3Server {
+            name: "reseal serve",
+            endpoint,
+            caps: Caps {
+                sse_c: true,
+                copy_if_match: true,
+                sse: true,
+                kms: true,
+                tagging: true,
+                dsse_key_id: true,
+                default_sse: true,
+            },
+            child,
+            _dir: Some(dir),
+            reseal: Some(store),
+        }
+    }
+
+    /// Creates a KMS key where this server has its KMS; returns its id.
+    pub fn kms_key(&self) -> String {
+        match &self.reseal {
+            Some(store) => store.reseal(&["keys", "create"]).trim().to_owned(),
+            None => moto_kms_key(&self.endpoint),
+        }
+    }
+
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the server to exit (after a signal), at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// The environment the reseal binary needs to reach this server.

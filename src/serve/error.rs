@@ -1,0 +1,84 @@
+//! The local store's errors as S3 answers them: the error code and HTTP status S3 gives
+//! for the same thing. Failures of the store itself (I/O, damaged files) are logged here
+//! and answered as InternalError, without their details.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::store::StoreError;
+use crate::store::keys::KeyError;
+
+/// An S3 error with a code s3s has no name for (the KMS errors S3 passes on).
+pub fn custom(code: &'static str, status: http::StatusCode, message: String) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    e.set_status_code(status);
+    e
+}
+
+pub fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
+    S3Error::with_message(code, message.into())
+}
+
+pub fn from_store(e: StoreError) -> S3Error {
+    use S3ErrorCode as C;
+    let message = e.to_string();
+    match e {
+        StoreError::NoSuchBucket(_) => error(C::NoSuchBucket, message),
+        StoreError::BucketExists(_) => error(C::BucketAlreadyOwnedByYou, message),
+        StoreError::BucketNotEmpty(_) => error(C::BucketNotEmpty, message),
+        StoreError::InvalidBucketName(_) => error(C::InvalidBucketName, message),
+        StoreError::InvalidKey(_) => error(C::KeyTooLongError, message),
+        StoreError::NoSuchKey { .. } => error(C::NoSuchKey, message),
+        StoreError::PreconditionFailed { .. } => error(
+            C::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ),
+        StoreError::NotModified { .. } => S3Error::new(C::NotModified),
+        StoreError::AccessDenied { .. } => error(C::AccessDenied, "Access Denied"),
+        StoreError::SseCKeyRequired { .. } => error(
+            C::InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct \
+             parameters must be provided to retrieve the object.",
+        ),
+        StoreError::SseCKeyNotExpected { .. } => error(
+            C::InvalidRequest,
+            "The encryption parameters are not applicable to this object.",
+        ),
+        StoreError::InvalidRange { .. } => {
+            error(C::InvalidRange, "The requested range is not satisfiable")
+        }
+        StoreError::BadDigest { .. } => error(
+            C::BadDigest,
+            "The Content-MD5 you specified did not match what we received.",
+        ),
+        StoreError::NoSuchUpload(_) => error(
+            C::NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload \
+             may have been aborted or completed.",
+        ),
+        StoreError::InvalidPart(m) if m.starts_with("part number") => error(C::InvalidArgument, m),
+        StoreError::InvalidPart(_) => error(C::InvalidPart, message),
+        StoreError::InvalidPartOrder => error(C::InvalidPartOrder, message),
+        StoreError::EntityTooSmall { .. } => error(C::EntityTooSmall, message),
+        StoreError::Keys(KeyError::UnknownKey(_)) => custom(
+            "KMS.NotFoundException",
+            http::StatusCode::BAD_REQUEST,
+            message,
+        ),
+        StoreError::Keys(KeyError::Disabled(_)) => custom(
+            "KMS.DisabledException",
+            http::StatusCode::BAD_REQUEST,
+            message,
+        ),
+        StoreError::Keys(KeyError::BadAlias { .. }) => error(C::InvalidArgument, message),
+        other => internal(other),
+    }
+}
+
+/// A failure of the server, not of the request: logged, answered without details.
+pub fn internal(e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "request failed");
+    S3Error::with_message(
+        S3ErrorCode::InternalError,
+        "We encountered an internal error. Please try again.",
+    )
+}
