@@ -57,7 +57,6 @@ fn main() {
                     PutOptions {
                         encryption: Some(Encryption::SseS3),
                         ..PutOptions::default()
-                        ..Default::default()
                     },
                 )
                 .unwrap();

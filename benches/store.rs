@@ -148,7 +148,6 @@ fn put_all(
             let options = PutOptions {
                 encryption: Some(e.clone()),
                 ..PutOptions::default()
-                ..Default::default()
             };
             store
                 .put(bucket, &key_of(i), content(i, size).as_slice(), options)

@@ -584,7 +584,6 @@ impl S3 for Endpoint {
                         kms_master_key_id: key,
                     }),
                     bucket_key_enabled: Some(bucket_key),
-                    ..Default::default()
                 }],
             }),
         }))
@@ -723,6 +722,41 @@ impl S3 for Endpoint {
                     })
                     .collect(),
             ),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        // Version 1 of the listing (rclone's default): a marker instead of a token.
+        let v2 = req.map_input(|i| ListObjectsV2Input {
+            bucket: i.bucket,
+            delimiter: i.delimiter,
+            encoding_type: i.encoding_type,
+            max_keys: i.max_keys,
+            prefix: i.prefix,
+            start_after: i.marker,
+            ..Default::default()
+        });
+        let out = self.list_objects_v2(v2).await?.output;
+        let next_marker = out
+            .next_continuation_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        Ok(S3Response::new(ListObjectsOutput {
+            name: out.name,
+            prefix: out.prefix,
+            marker: out.start_after,
+            max_keys: out.max_keys,
+            is_truncated: out.is_truncated,
+            contents: out.contents,
+            common_prefixes: out.common_prefixes,
+            delimiter: out.delimiter,
+            next_marker,
+            encoding_type: out.encoding_type,
             ..Default::default()
         }))
     }
@@ -1258,7 +1292,7 @@ impl S3 for Endpoint {
                         Some(tags) if tags != meta.tags => s.set_tags(&bucket, &key, tags)?,
                         _ => meta,
                     };
-                    return Ok(Copied::Done(meta, Some(how)));
+                    return Ok(Copied::Done(Box::new(meta), Some(how)));
                 }
                 // A new object from the source's bytes.
                 if source_conditions.if_match.is_none() {
@@ -1293,7 +1327,7 @@ impl S3 for Endpoint {
                         },
                     },
                 )?;
-                Ok(Copied::Done(meta, None))
+                Ok(Copied::Done(Box::new(meta), None))
             })
             .await?;
         let Copied::Done(meta, method) = copied else {
@@ -1735,7 +1769,7 @@ impl S3 for Endpoint {
 /// What a CopyObject came to.
 enum Copied {
     /// The object written, and how when it was a re-encryption in place.
-    Done(ObjectMeta, Option<ReencryptMethod>),
+    Done(Box<ObjectMeta>, Option<ReencryptMethod>),
     /// A copy onto itself that changes nothing: refused, as S3 refuses it.
     NothingChanges,
 }

@@ -212,8 +212,12 @@ impl S3Server {
         };
         store.reseal(&["store", "init", store.dir.to_str().unwrap()]);
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reseal"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reseal"));
+        command.arg("serve");
+        if !extra.contains(&"--addr") {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(extra)
             .env("RESEAL_MASTER_KEY", &store.master_key)
             .env("RESEAL_STORE", &store.dir)
