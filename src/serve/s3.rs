@@ -410,6 +410,9 @@ fn page(
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let mut count = 0;
     for meta in all {
+        if !meta.key.starts_with(prefix) {
+            continue;
+        }
         if let Some(after) = after {
             let after_prefix = delimiter.is_some_and(|d| after.ends_with(d));
             if meta.key.as_str() <= after || (after_prefix && meta.key.starts_with(after)) {
