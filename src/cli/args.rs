@@ -121,6 +121,10 @@ pub struct RunOptionArgs {
     /// Re-encrypt objects that are already in the wanted mode.
     #[arg(long)]
     pub force: bool,
+    /// Skip the HEAD after each write that confirms the new encryption; for servers that do
+    /// not report encryption, such as s3s-fs.
+    #[arg(long)]
+    pub no_verify: bool,
     /// Tries per task for transient errors.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,

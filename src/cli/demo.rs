@@ -138,6 +138,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         concurrency: 16,
         dry_run: false,
         force: false,
+        no_verify: false,
         max_attempts: 3,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,

@@ -316,6 +316,7 @@ async fn run_one(
     let run_options = RunOptions {
         concurrency: options.concurrency as usize,
         force: options.force,
+        verify: !options.no_verify,
         max_attempts: options.max_attempts,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,
