@@ -275,6 +275,109 @@ fn s3s_fs_faults() {
     faults(&Fixture::new(S3Server::s3s_fs()));
 }
 
+/// The requests outside the tasks are retried too: a listing, a report upload and a
+/// manifest download whose first three tries fail (503, 500, a dropped connection) get
+/// through. They once failed the whole command at the first fault, with exit 2.
+fn listing_report_and_manifest_retried(f: &Fixture) {
+    let bucket = "oneoff";
+    f.bucket(bucket);
+    let keys = ["a.txt", "b c.txt", "d+e.txt"];
+    for k in keys {
+        f.put(bucket, k, k.as_bytes(), None);
+    }
+    let kinds = [Fault::SlowDown, Fault::InternalError, Fault::Dropped];
+    let proxy = Proxy::start(&f.server.endpoint, Faults::first(3, &kinds));
+    let env = Env::new();
+    let check = |what: &str, run: &common::Run, faulted: &str| {
+        assert_eq!(
+            run.code, 0,
+            "{} {what}: reseal failed:\nstdout: {}\nstderr: {}",
+            f.server.name, run.stdout, run.stderr
+        );
+        // The first three tries of the request were answered with faults, the fourth by
+        // the server.
+        let seen = proxy.seen();
+        let tries: Vec<_> = seen
+            .iter()
+            .rev()
+            .filter(|s| s.fault.is_some())
+            .take(3)
+            .collect();
+        assert_eq!(tries.len(), 3, "{what}: {seen:?}");
+        assert!(
+            tries
+                .iter()
+                .all(|s| format!("{} {}", s.method, s.key).starts_with(faulted)),
+            "{what}: {seen:?}"
+        );
+        let n = tries[0].n;
+        let next = seen.iter().find(|s| s.n == n + 1).expect("a fourth try");
+        assert_eq!(
+            (next.fault, next.status),
+            (None, Some(200)),
+            "{what}: {seen:?}"
+        );
+        proxy.set_faults(Faults::first(3, &kinds));
+    };
+
+    // The listing (ListObjectsV2: GET on the bucket).
+    let run = f.reseal(
+        &env,
+        &proxy.endpoint,
+        &f.run_args(&["run", "--from-listing", "s3://oneoff", "--sse", "sse-s3"]),
+    );
+    check("listing", &run, "GET ");
+    let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.jobs()[0]["tasks"]["succeeded"], keys.len());
+
+    // The report, uploaded to S3 (a PUT per file).
+    let run = f.reseal(
+        &env,
+        &proxy.endpoint,
+        &["job", "report", &id, "--out", "s3://oneoff/reports"],
+    );
+    check("report upload", &run, "PUT reports/");
+    let listed =
+        f.rt.block_on(
+            f.client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix("reports/")
+                .send(),
+        )
+        .unwrap();
+    let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("/manifest.json")),
+        "{names:?}"
+    );
+    let results = *names
+        .iter()
+        .find(|n| n.contains("/results/"))
+        .unwrap_or_else(|| panic!("no results file: {names:?}"));
+
+    // The report's results file as the manifest of a new job (a GET of it).
+    let manifest = format!("s3://oneoff/{results}");
+    let env2 = Env::new();
+    let run = f.reseal(
+        &env2,
+        &proxy.endpoint,
+        &["job", "create", "--manifest", &manifest, "--sse", "sse-s3"],
+    );
+    check("manifest download", &run, "GET reports/");
+    assert_eq!(env2.jobs()[0]["tasks"]["total"], keys.len());
+}
+
+#[test]
+fn moto_listing_report_and_manifest_retried() {
+    listing_report_and_manifest_retried(&Fixture::new(S3Server::moto()));
+}
+
+#[test]
+fn s3s_fs_listing_report_and_manifest_retried() {
+    listing_report_and_manifest_retried(&Fixture::new(S3Server::s3s_fs()));
+}
+
 /// An object overwritten between reseal's HEAD and its CopyObject: the newer bytes
 /// survive. The proxy runs the overwrite right before it forwards the key's first
 /// CopyObject, which carries x-amz-copy-source-if-match with the ETag the HEAD saw.

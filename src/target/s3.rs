@@ -43,7 +43,7 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// S3's most parts per upload.
 const MAX_PARTS: u64 = 10_000;
 /// Tries per request for transient errors (throttling, 5xx, lost connections).
-const REQUEST_ATTEMPTS: u32 = 8;
+pub(crate) const REQUEST_ATTEMPTS: u32 = 8;
 
 /// How to reach the server. None of it is secret: credentials come from the AWS chain.
 #[derive(Debug, Clone, Default)]
