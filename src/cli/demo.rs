@@ -135,7 +135,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         s3: Default::default(),
     };
     let options = RunOptionArgs {
-        concurrency: 16,
+        concurrency: Some(16),
         dry_run: false,
         force: false,
         no_verify: false,
