@@ -9,6 +9,19 @@ exec < /dev/null
 
 export CARGO_TERM_COLOR=never
 
+# The S3 target's tests run against real S3 servers on loopback (tests/common/s3.rs).
+# Both are installed once into ignored folders of the checkout and reused after that.
+if [ ! -x .venv/bin/moto_server ]; then
+    echo "== installing moto into .venv"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet 'moto[server]>=5.2,<5.3'
+fi
+if [ ! -x .cache/s3s-fs/bin/s3s-fs ]; then
+    # 0.14.1: later versions need a newer rustc than the project's.
+    echo "== installing s3s-fs into .cache/s3s-fs"
+    cargo install s3s-fs@0.14.1 --features binary --locked --root .cache/s3s-fs
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

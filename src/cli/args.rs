@@ -114,15 +114,21 @@ pub struct S3Args {
 /// How a run goes.
 #[derive(Debug, Clone, Args)]
 pub struct RunOptionArgs {
-    /// Objects worked on at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub concurrency: u32,
+    /// Objects worked on at once [default: 64 on S3, where each request waits on the
+    /// network and adaptive pacing lowers it on throttling; 16 on the local store, whose
+    /// work is CPU and disk].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: Option<u32>,
     /// Inspect every object and report what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Re-encrypt objects that are already in the wanted mode.
     #[arg(long)]
     pub force: bool,
+    /// Skip the HEAD after each write that confirms the new encryption; for servers that do
+    /// not report encryption, such as s3s-fs.
+    #[arg(long)]
+    pub no_verify: bool,
     /// Tries per task for transient errors.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
@@ -323,4 +329,15 @@ pub struct StoreArgs {
     /// the master key is read from RESEAL_MASTER_KEY (base64).
     #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+}
+
+impl RunOptionArgs {
+    /// `--concurrency`, or the default for the target.
+    pub fn concurrency_for(&self, target: &crate::target::TargetSpec) -> usize {
+        let default = match target {
+            crate::target::TargetSpec::S3 { .. } => 64,
+            crate::target::TargetSpec::Local { .. } => 16,
+        };
+        self.concurrency.map_or(default, |c| c as usize)
+    }
 }

@@ -136,9 +136,10 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         s3: Default::default(),
     };
     let options = RunOptionArgs {
-        concurrency: 16,
+        concurrency: Some(16),
         dry_run: false,
         force: false,
+        no_verify: false,
         max_attempts: 3,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,

@@ -48,7 +48,11 @@ pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
             &args.create.target.s3,
         )
         .await?;
-        s3_options(&args.run, args.create.target.s3.endpoint_url.as_deref())?;
+        let endpoint_url = args.create.target.s3.endpoint_url.clone();
+        let spec = TargetSpec::S3 {
+            endpoint_url: endpoint_url.clone(),
+        };
+        s3_options(&args.run, &spec, endpoint_url.as_deref())?;
     }
     let store = JobStore::open(db).await?;
     let job = super::job::create_and_ingest(&store, new, source, &args.create.target.s3).await?;
@@ -206,7 +210,7 @@ pub async fn open_target(
         TargetSpec::S3 { endpoint_url } => {
             let client = connect_s3(endpoint_url.clone(), &args.s3).await?;
             let mut s3_options = match options {
-                Some(o) => s3_options(o, endpoint_url.as_deref())?,
+                Some(o) => s3_options(o, spec, endpoint_url.as_deref())?,
                 None => S3Options::default(),
             };
             s3_options.amazon = endpoint_url.is_none();
@@ -230,7 +234,11 @@ pub async fn connect_s3(
     .map_err(CliError::input)
 }
 
-fn s3_options(o: &RunOptionArgs, endpoint_url: Option<&str>) -> Result<S3Options, CliError> {
+fn s3_options(
+    o: &RunOptionArgs,
+    spec: &TargetSpec,
+    endpoint_url: Option<&str>,
+) -> Result<S3Options, CliError> {
     if o.method == s3::Method::Update && endpoint_url.is_some() {
         return Err(CliError::input(
             "--method update needs Amazon S3: a server that does not know UpdateObjectEncryption may take it for a PutObject and replace the object with the request's XML (moto does); use --method copy or auto with --endpoint-url",
@@ -266,7 +274,7 @@ fn s3_options(o: &RunOptionArgs, endpoint_url: Option<&str>) -> Result<S3Options
         part_size,
         preserve_acl: o.preserve_acl,
         delete_noncurrent: o.delete_noncurrent,
-        max_in_flight: o.concurrency as usize,
+        max_in_flight: o.concurrency_for(spec),
         max_rps: o.max_rps,
         ..S3Options::default()
     })
@@ -298,7 +306,7 @@ async fn run_one(
 
     if options.dry_run {
         let started = Instant::now();
-        let counts = runner::dry_run(store, job, &target, options.concurrency as usize)
+        let counts = runner::dry_run(store, job, &target, options.concurrency_for(&spec))
             .await
             .map_err(CliError::failed)?;
         let total = counts.would_change + counts.compliant + counts.unreachable;
@@ -314,8 +322,9 @@ async fn run_one(
     }
 
     let run_options = RunOptions {
-        concurrency: options.concurrency as usize,
+        concurrency: options.concurrency_for(&spec),
         force: options.force,
+        verify: !options.no_verify,
         max_attempts: options.max_attempts,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,

@@ -43,7 +43,7 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// S3's most parts per upload.
 const MAX_PARTS: u64 = 10_000;
 /// Tries per request for transient errors (throttling, 5xx, lost connections).
-const REQUEST_ATTEMPTS: u32 = 8;
+pub(crate) const REQUEST_ATTEMPTS: u32 = 8;
 
 /// How to reach the server. None of it is secret: credentials come from the AWS chain.
 #[derive(Debug, Clone, Default)]
@@ -1311,6 +1311,130 @@ impl S3Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(sse: &str, bucket_key: bool, options: S3Options) -> S3Target {
+        let spec = JobSpec {
+            sse: SseSpec::parse(sse).unwrap(),
+            source_sse_c: None,
+            bucket_key,
+            filter: Default::default(),
+            confirmation_required: false,
+            report: None,
+        };
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .build();
+        S3Target::new(Client::from_conf(config), &spec, None, None, options)
+    }
+
+    fn state(mode: SseMode, kms: Option<&str>, size: u64) -> ObjectState {
+        ObjectState {
+            etag: "\"e\"".into(),
+            size,
+            mode,
+            kms_key_id: kms.map(str::to_owned),
+            key_version: None,
+            bucket_key: false,
+            sse_c_key_md5: None,
+            version_id: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn methods_are_chosen_by_mode_size_and_server() {
+        let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let aws = target(&format!("sse-kms:{key}"), false, S3Options::default());
+        let small = state(SseMode::SseS3, None, 10);
+        assert!(matches!(aws.choose(&small), Ok(Chosen::Update)));
+        // UpdateObjectEncryption does not take plaintext objects: copy.
+        assert!(matches!(
+            aws.choose(&state(SseMode::NotSse, None, 10)),
+            Ok(Chosen::Copy)
+        ));
+        let big = state(SseMode::NotSse, None, MAX_COPY_SIZE + 1);
+        assert!(matches!(aws.choose(&big), Ok(Chosen::Multipart)));
+
+        // Not Amazon S3: never UpdateObjectEncryption under auto.
+        let other = target(
+            &format!("sse-kms:{key}"),
+            false,
+            S3Options {
+                amazon: false,
+                ..S3Options::default()
+            },
+        );
+        assert!(matches!(other.choose(&small), Ok(Chosen::Copy)));
+
+        // --method update on an object it cannot change: a clear, permanent error.
+        let update = target(
+            "sse-kms",
+            false,
+            S3Options {
+                method: Method::Update,
+                ..S3Options::default()
+            },
+        );
+        let err = update.choose(&small).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::Permanent);
+        assert!(
+            err.message.contains("with the default key"),
+            "{}",
+            err.message
+        );
+
+        // A lower threshold sends smaller objects to the multipart path.
+        let low = target(
+            "sse-s3",
+            false,
+            S3Options {
+                multipart_threshold: 8 << 20,
+                ..S3Options::default()
+            },
+        );
+        assert!(matches!(
+            low.choose(&state(SseMode::NotSse, None, 12 << 20)),
+            Ok(Chosen::Multipart)
+        ));
+        assert!(matches!(
+            low.choose(&state(SseMode::NotSse, None, 8 << 20)),
+            Ok(Chosen::Copy)
+        ));
+    }
+
+    #[test]
+    fn kms_keys_match_by_id_or_arn_and_aliases_once_learned() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{id}");
+        let t = target(&format!("sse-kms:{id}"), false, S3Options::default());
+        assert!(t.is_compliant(&state(SseMode::SseKms, Some(&arn), 1)));
+        assert!(t.is_compliant(&state(SseMode::SseKms, Some(id), 1)));
+        assert!(!t.is_compliant(&state(
+            SseMode::SseKms,
+            Some("arn:aws:kms:us-east-1:111122223333:key/other"),
+            1
+        )));
+        assert!(!t.is_compliant(&state(SseMode::SseKms, None, 1)));
+        assert!(!t.is_compliant(&state(SseMode::SseS3, None, 1)));
+
+        let by_arn = target(&format!("sse-kms:{arn}"), false, S3Options::default());
+        assert!(by_arn.is_compliant(&state(SseMode::SseKms, Some(id), 1)));
+
+        // An alias is not comparable until a write shows its ARN.
+        let alias = target("sse-kms:alias/archive", false, S3Options::default());
+        assert!(!alias.is_compliant(&state(SseMode::SseKms, Some(&arn), 1)));
+        alias.learn_kms_arn(Some(&arn));
+        assert!(alias.is_compliant(&state(SseMode::SseKms, Some(&arn), 1)));
+        assert!(!alias.is_compliant(&state(SseMode::SseKms, Some("arn:…:key/other"), 1)));
+
+        // --bucket-key: an object without it is not compliant.
+        let bk = target(&format!("sse-kms:{id}"), true, S3Options::default());
+        let mut s = state(SseMode::SseKms, Some(&arn), 1);
+        assert!(!bk.is_compliant(&s));
+        s.bucket_key = true;
+        assert!(bk.is_compliant(&s));
+    }
 
     #[test]
     fn copy_source_encodes_the_key() {

@@ -2,6 +2,10 @@
 //! folder that the manifest readers then read as they read any file (so every check they
 //! make, the MD5s of inventory data files among them, applies), listings that become a CSV
 //! manifest, and report uploads.
+//!
+//! These one-off requests do not go through [`super::s3::S3Target::call`], so the SDK
+//! retries them itself ([`retrying`]): the client they are given has the SDK's retries
+//! off, for the target's requests, which `call` retries under its pacer.
 
 use std::fmt;
 use std::io::Write;
@@ -80,9 +84,20 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug
     }
 }
 
+/// `client` with the SDK's standard retries (throttling, 5xx, lost connections; jittered
+/// exponential backoff) for this module's requests. Without them one 503 SlowDown or one
+/// dropped connection on a listing, a manifest download or a report upload ended the
+/// whole command.
+fn retrying(client: &Client) -> Client {
+    let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
+        .with_max_attempts(super::s3::REQUEST_ATTEMPTS)
+        .with_initial_backoff(std::time::Duration::from_millis(100));
+    Client::from_conf(client.config().to_builder().retry_config(retry).build())
+}
+
 /// Downloads one object into `path` (its folders made), streaming.
 pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), String> {
-    let out = client
+    let out = retrying(client)
         .get_object()
         .bucket(&from.bucket)
         .key(&from.key)
@@ -189,6 +204,7 @@ pub async fn list_to_csv(
     all_versions: bool,
     path: &Path,
 ) -> Result<ListingCounts, String> {
+    let client = &retrying(client);
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let mut counts = ListingCounts::default();
@@ -266,6 +282,7 @@ pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S
         }
     }
     files.sort();
+    let client = &retrying(client);
     let base = to.key.trim_end_matches('/');
     let mut uploaded = Vec::new();
     for path in files {

@@ -1,6 +1,7 @@
 //! Helpers for integration tests: run the real `reseal` binary in a temporary folder.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod s3;
 
 use std::io::Write;
