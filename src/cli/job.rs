@@ -176,7 +176,7 @@ pub async fn create_and_ingest(
 /// The endpoint a new job's S3 target names, for reading its manifest.
 fn endpoint_for(new: &NewJob) -> Option<String> {
     match &new.target {
-        Some(crate::target::TargetSpec::S3 { endpoint_url }) => endpoint_url.clone(),
+        Some(crate::target::TargetSpec::S3 { endpoint_url, .. }) => endpoint_url.clone(),
         _ => None,
     }
 }
@@ -321,9 +321,7 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
             spec,
             target: match (&args.target.store, &args.target.s3.endpoint_url) {
                 (Some(dir), _) => Some(super::run::local_target_spec(dir)?),
-                (None, Some(url)) => Some(crate::target::TargetSpec::S3 {
-                    endpoint_url: Some(url.clone()),
-                }),
+                (None, Some(url)) => Some(crate::target::TargetSpec::s3(Some(url.clone()))),
                 (None, None) => None,
             },
             priority: args.priority,

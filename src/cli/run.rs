@@ -49,9 +49,7 @@ pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
         )
         .await?;
         let endpoint_url = args.create.target.s3.endpoint_url.clone();
-        let spec = TargetSpec::S3 {
-            endpoint_url: endpoint_url.clone(),
-        };
+        let spec = TargetSpec::s3(endpoint_url.clone());
         s3_options(&args.run, &spec, endpoint_url.as_deref())?;
     }
     let store = JobStore::open(db).await?;
@@ -158,13 +156,11 @@ pub async fn resolve_target_spec(
             ));
         }
         (Some(dir), None) => Some(local_target_spec(dir)?),
-        (None, Some(url)) => Some(TargetSpec::S3 {
-            endpoint_url: Some(url.clone()),
-        }),
+        (None, Some(url)) => Some(TargetSpec::s3(Some(url.clone()))),
         (None, None) => None,
     };
     if let (Some(recorded), Some(given)) = (&job.target, &given)
-        && recorded != given
+        && !recorded.same_place(given)
     {
         return Err(CliError::input(format!(
             "job {} runs against the {recorded}; the options name the {given}",
@@ -174,7 +170,7 @@ pub async fn resolve_target_spec(
     Ok(match (&job.target, given) {
         (Some(recorded), _) => recorded.clone(),
         (None, given) => {
-            let spec = given.unwrap_or(TargetSpec::S3 { endpoint_url: None });
+            let spec = given.unwrap_or(TargetSpec::s3(None));
             store.set_target(job, &spec).await?;
             spec
         }
@@ -207,16 +203,21 @@ pub async fn open_target(
                 local, &job.spec, target_key, source_key,
             )?)))
         }
-        TargetSpec::S3 { endpoint_url } => {
+        TargetSpec::S3 {
+            endpoint_url,
+            kms_key_arn,
+        } => {
             let client = connect_s3(endpoint_url.clone(), &args.s3).await?;
             let mut s3_options = match options {
                 Some(o) => s3_options(o, spec, endpoint_url.as_deref())?,
                 None => S3Options::default(),
             };
             s3_options.amazon = endpoint_url.is_none();
-            Ok(AnyTarget::S3(Arc::new(S3Target::new(
-                client, &job.spec, target_key, source_key, s3_options,
-            ))))
+            let target = S3Target::new(client, &job.spec, target_key, source_key, s3_options);
+            if let Some(arn) = kms_key_arn {
+                target.learn_kms_arn(Some(arn));
+            }
+            Ok(AnyTarget::S3(Arc::new(target)))
         }
     }
 }
@@ -340,8 +341,28 @@ async fn run_one(
         shutdown,
         &progress,
     )
-    .await
-    .map_err(|e| match e {
+    .await;
+    // An alias's key ARN, once a write has shown it, is kept for later runs and verify.
+    if let (
+        AnyTarget::S3(t),
+        TargetSpec::S3 {
+            endpoint_url,
+            kms_key_arn: None,
+        },
+    ) = (&target, &spec)
+        && let Some(arn) = t.learned_kms_arn()
+    {
+        store
+            .update_target(
+                job,
+                &TargetSpec::S3 {
+                    endpoint_url: endpoint_url.clone(),
+                    kms_key_arn: Some(arn.to_owned()),
+                },
+            )
+            .await?;
+    }
+    let outcome = outcome.map_err(|e| match e {
         runner::RunError::NotRunnable { .. } => CliError::input(e),
         runner::RunError::Store(e) => e.into(),
     })?;
@@ -586,7 +607,7 @@ pub async fn write_report(
 /// The endpoint a job's S3 target recorded, if any.
 pub fn endpoint_of(job: &Job) -> Option<String> {
     match &job.target {
-        Some(TargetSpec::S3 { endpoint_url }) => endpoint_url.clone(),
+        Some(TargetSpec::S3 { endpoint_url, .. }) => endpoint_url.clone(),
         _ => None,
     }
 }

@@ -375,6 +375,20 @@ impl JobStore {
         Ok(())
     }
 
+    /// Records what a run learned about a job's target (the same place, more facts).
+    pub async fn update_target(
+        &self,
+        job: &Job,
+        target: &crate::target::TargetSpec,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ?")
+            .bind(serde_json::to_string(target).expect("a target serialises"))
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Moves a job to `to` from any of `from`; stamps start and end times. Returns whether
     /// it moved.
     pub async fn transition(

@@ -342,8 +342,19 @@ impl S3Target {
         }
     }
 
-    fn learn_kms_arn(&self, reported: Option<&str>) {
+    /// The key ARN learned for the job's KMS key (an alias or the default key), if any.
+    pub fn learned_kms_arn(&self) -> Option<&str> {
+        self.learned_kms_arn.get().map(String::as_str)
+    }
+
+    pub fn learn_kms_arn(&self, reported: Option<&str>) {
+        let comparable = self
+            .want
+            .kms_key_id
+            .as_deref()
+            .is_some_and(|k| !k.starts_with("alias/") && !k.contains(":alias/"));
         if matches!(self.want.mode, SseMode::SseKms | SseMode::DsseKms)
+            && !comparable
             && let Some(arn) = reported
         {
             let _ = self.learned_kms_arn.set(arn.to_owned());
