@@ -165,6 +165,65 @@ pub struct ObjectDetails {
     pub tag_count: i32,
 }
 
+/// Sets the three SSE-C headers of one key (`sse_customer` for the object written,
+/// `copy_source_sse_customer` for the copy source) on any request builder that has them.
+macro_rules! with_sse_c {
+    ($req:expr, $headers:expr, sse_customer) => {
+        match $headers {
+            Some(h) => $req
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(h.key.as_str())
+                .sse_customer_key_md5(&h.md5),
+            None => $req,
+        }
+    };
+    ($req:expr, $headers:expr, copy_source_sse_customer) => {
+        match $headers {
+            Some(h) => $req
+                .copy_source_sse_customer_algorithm("AES256")
+                .copy_source_sse_customer_key(h.key.as_str())
+                .copy_source_sse_customer_key_md5(&h.md5),
+            None => $req,
+        }
+    };
+}
+
+/// Sets the wanted SSE headers and the source's object lock fields and checksum
+/// algorithm, which a copy must pass on, on CopyObject or CreateMultipartUpload.
+macro_rules! with_target_fields {
+    ($req:expr, $self:expr, $details:expr) => {
+        $req.set_storage_class($details.storage_class.as_deref().map(StorageClass::from))
+            .set_website_redirect_location($details.website_redirect.clone())
+            .set_object_lock_mode(
+                $details
+                    .object_lock_mode
+                    .as_deref()
+                    .map(ObjectLockMode::from),
+            )
+            .set_object_lock_retain_until_date(
+                $details
+                    .object_lock_retain_until
+                    .as_deref()
+                    .and_then(parse_time),
+            )
+            .set_object_lock_legal_hold_status(
+                $details
+                    .object_lock_legal_hold
+                    .as_deref()
+                    .map(ObjectLockLegalHoldStatus::from),
+            )
+            .set_checksum_algorithm(
+                $details
+                    .checksum_algorithm
+                    .as_deref()
+                    .map(ChecksumAlgorithm::from),
+            )
+            .set_server_side_encryption($self.sse_header())
+            .set_ssekms_key_id($self.kms_header())
+            .set_bucket_key_enabled($self.bucket_key_header())
+    };
+}
+
 /// The encryption a job wants, as request headers will say it.
 struct Want {
     mode: SseMode,
@@ -291,12 +350,7 @@ impl S3Target {
                 .bucket(&object.bucket)
                 .key(&object.key)
                 .checksum_mode(ChecksumMode::Enabled);
-            if let Some(h) = &headers {
-                req = req
-                    .sse_customer_algorithm("AES256")
-                    .sse_customer_key(h.key.as_str())
-                    .sse_customer_key_md5(&h.md5);
-            }
+            req = with_sse_c!(req, headers.as_ref(), sse_customer);
             req.send()
         })
         .await
@@ -433,48 +487,10 @@ impl S3Target {
                     // either, where the server takes conditional writes.
                     .if_match(&seen.etag)
                     .metadata_directive(MetadataDirective::Copy)
-                    .tagging_directive(TaggingDirective::Copy)
-                    .set_storage_class(details.storage_class.as_deref().map(StorageClass::from))
-                    .set_website_redirect_location(details.website_redirect.clone())
-                    .set_object_lock_mode(
-                        details
-                            .object_lock_mode
-                            .as_deref()
-                            .map(ObjectLockMode::from),
-                    )
-                    .set_object_lock_retain_until_date(
-                        details
-                            .object_lock_retain_until
-                            .as_deref()
-                            .and_then(parse_time),
-                    )
-                    .set_object_lock_legal_hold_status(
-                        details
-                            .object_lock_legal_hold
-                            .as_deref()
-                            .map(ObjectLockLegalHoldStatus::from),
-                    )
-                    .set_checksum_algorithm(
-                        details
-                            .checksum_algorithm
-                            .as_deref()
-                            .map(ChecksumAlgorithm::from),
-                    )
-                    .set_server_side_encryption(self.sse_header())
-                    .set_ssekms_key_id(self.kms_header())
-                    .set_bucket_key_enabled(self.bucket_key_header());
-                if let Some(h) = &target {
-                    req = req
-                        .sse_customer_algorithm("AES256")
-                        .sse_customer_key(h.key.as_str())
-                        .sse_customer_key_md5(&h.md5);
-                }
-                if let Some(h) = &source {
-                    req = req
-                        .copy_source_sse_customer_algorithm("AES256")
-                        .copy_source_sse_customer_key(h.key.as_str())
-                        .copy_source_sse_customer_key_md5(&h.md5);
-                }
+                    .tagging_directive(TaggingDirective::Copy);
+                req = with_target_fields!(req, self, details);
+                req = with_sse_c!(req, target.as_ref(), sse_customer);
+                req = with_sse_c!(req, source.as_ref(), copy_source_sse_customer);
                 req.send()
             })
             .await;
@@ -516,10 +532,6 @@ impl S3Target {
         } else {
             None
         };
-        let checksum = details
-            .checksum_algorithm
-            .as_deref()
-            .map(ChecksumAlgorithm::from);
         let created = self
             .call("CreateMultipartUpload", object, || {
                 let mut req = self
@@ -537,37 +549,9 @@ impl S3Target {
                     .set_content_disposition(details.content_disposition.clone())
                     .set_cache_control(details.cache_control.clone())
                     .set_expires(details.expires.as_deref().and_then(parse_http_date))
-                    .set_website_redirect_location(details.website_redirect.clone())
-                    .set_storage_class(details.storage_class.as_deref().map(StorageClass::from))
-                    .set_object_lock_mode(
-                        details
-                            .object_lock_mode
-                            .as_deref()
-                            .map(ObjectLockMode::from),
-                    )
-                    .set_object_lock_retain_until_date(
-                        details
-                            .object_lock_retain_until
-                            .as_deref()
-                            .and_then(parse_time),
-                    )
-                    .set_object_lock_legal_hold_status(
-                        details
-                            .object_lock_legal_hold
-                            .as_deref()
-                            .map(ObjectLockLegalHoldStatus::from),
-                    )
-                    .set_checksum_algorithm(checksum.clone())
-                    .set_tagging(tagging.clone())
-                    .set_server_side_encryption(self.sse_header())
-                    .set_ssekms_key_id(self.kms_header())
-                    .set_bucket_key_enabled(self.bucket_key_header());
-                if let Some(h) = &target {
-                    req = req
-                        .sse_customer_algorithm("AES256")
-                        .sse_customer_key(h.key.as_str())
-                        .sse_customer_key_md5(&h.md5);
-                }
+                    .set_tagging(tagging.clone());
+                req = with_target_fields!(req, self, details);
+                req = with_sse_c!(req, target.as_ref(), sse_customer);
                 req.send()
             })
             .await?;
@@ -605,12 +589,7 @@ impl S3Target {
                             .set_parts(Some(parts.clone()))
                             .build(),
                     );
-                if let Some(h) = &target {
-                    req = req
-                        .sse_customer_algorithm("AES256")
-                        .sse_customer_key(h.key.as_str())
-                        .sse_customer_key_md5(&h.md5);
-                }
+                req = with_sse_c!(req, target.as_ref(), sse_customer);
                 req.send()
             })
             .await;
@@ -667,18 +646,8 @@ impl S3Target {
                             .copy_source(copy_source(object))
                             .copy_source_range(format!("bytes={first}-{last}"))
                             .copy_source_if_match(&seen.etag);
-                        if let Some(h) = target {
-                            req = req
-                                .sse_customer_algorithm("AES256")
-                                .sse_customer_key(h.key.as_str())
-                                .sse_customer_key_md5(&h.md5);
-                        }
-                        if let Some(h) = source {
-                            req = req
-                                .copy_source_sse_customer_algorithm("AES256")
-                                .copy_source_sse_customer_key(h.key.as_str())
-                                .copy_source_sse_customer_key_md5(&h.md5);
-                        }
+                        req = with_sse_c!(req, target, sse_customer);
+                        req = with_sse_c!(req, source, copy_source_sse_customer);
                         req.send()
                     })
                     .await?;
