@@ -520,6 +520,8 @@ fn versioned_bucket(f: &Fixture) {
             "--delete-noncurrent",
         ],
     );
+    let listed = env2.describe(env2.jobs()[0]["id"].as_str().unwrap());
+    assert_eq!(listed["ingest"]["noncurrent_versions"], 4, "{listed}");
     assert!(
         run.stderr
             .contains("3 current versions; 4 noncurrent versions"),

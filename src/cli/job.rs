@@ -114,6 +114,7 @@ pub async fn create_and_ingest(
     s3: &S3Args,
 ) -> Result<crate::job::Job, CliError> {
     let mut temp = None;
+    let mut left_out = crate::job::IngestCounts::default();
     let path = match source {
         Source::File(path) => path,
         Source::S3(url) => {
@@ -138,11 +139,13 @@ pub async fn create_and_ingest(
                     counts.objects, counts.noncurrent_versions, counts.delete_markers
                 );
             }
+            left_out.noncurrent_versions = counts.noncurrent_versions;
+            left_out.delete_markers = counts.delete_markers;
             temp = Some((dir, format!("{url} (listing) ")));
             path
         }
     };
-    let outcome = job::create_job(store, new, path).await;
+    let outcome = job::create_job_counting(store, new, path, left_out).await;
     // Errors name the S3 location, not the temporary copy.
     let shown = |text: String| match &temp {
         Some((dir, shown)) => text.replace(&format!("{}/", dir.path().display()), shown),

@@ -30,12 +30,25 @@ pub async fn create_job(
     new: NewJob,
     manifest_path: PathBuf,
 ) -> Result<(Job, IngestCounts), IngestError> {
+    create_job_counting(store, new, manifest_path, IngestCounts::default()).await
+}
+
+/// [`create_job`], with the delete markers and noncurrent versions that a listing found
+/// and left out of the manifest added to the job's counts.
+pub async fn create_job_counting(
+    store: &JobStore,
+    new: NewJob,
+    manifest_path: PathBuf,
+    left_out: IngestCounts,
+) -> Result<(Job, IngestCounts), IngestError> {
     let job = store.insert_job(&new).await?;
     store
         .set_status(&job, JobStatus::New, JobStatus::Preparing)
         .await?;
     match ingest(store, &job, manifest_path, new.spec.filter.clone()).await {
-        Ok((summary, counts)) => {
+        Ok((summary, mut counts)) => {
+            counts.delete_markers += left_out.delete_markers;
+            counts.noncurrent_versions += left_out.noncurrent_versions;
             let to = if new.spec.confirmation_required {
                 JobStatus::Suspended
             } else {

@@ -5,7 +5,7 @@ pub mod ingest;
 pub mod model;
 pub mod store;
 
-pub use ingest::{IngestError, create_job};
+pub use ingest::{IngestError, create_job, create_job_counting};
 pub use model::{
     IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, Task, TaskCounts,
     TaskRecord, TaskResult, TaskState,
