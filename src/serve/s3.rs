@@ -477,6 +477,50 @@ fn owner() -> Owner {
     }
 }
 
+/// The request's SSE-C key (`x-amz-server-side-encryption-customer-*`), checked, on any
+/// input that has those three fields.
+macro_rules! customer_key_of {
+    ($req:expr) => {
+        customer_key(
+            &$req,
+            CustomerHeaders {
+                algorithm: $req.input.sse_customer_algorithm.as_deref(),
+                key: $req.input.sse_customer_key.as_deref(),
+                md5: $req.input.sse_customer_key_md5.as_deref(),
+            },
+        )
+    };
+}
+
+/// What PutObject and CreateMultipartUpload both say of the object to come: encryption,
+/// content type, metadata, tags and content headers.
+macro_rules! new_object_options {
+    ($input:expr, $customer:expr) => {
+        PutOptions {
+            encryption: requested(
+                $input.server_side_encryption.as_ref(),
+                $input.ssekms_key_id.as_deref(),
+                $input.bucket_key_enabled,
+                $customer,
+            )?,
+            content_type: $input.content_type.clone(),
+            metadata: metadata_in($input.metadata.as_ref()),
+            tags: tags_from_header($input.tagging.as_deref())?,
+            headers: ContentHeaders {
+                cache_control: $input.cache_control.as_deref(),
+                content_disposition: $input.content_disposition.as_deref(),
+                content_encoding: $input.content_encoding.as_deref(),
+                content_language: $input.content_language.as_deref(),
+                expires: $input.expires.as_ref(),
+                website_redirect_location: $input.website_redirect_location.as_deref(),
+                storage_class: $input.storage_class.as_ref(),
+            }
+            .to_map()?,
+            ..Default::default()
+        }
+    };
+}
+
 #[async_trait::async_trait]
 impl S3 for Endpoint {
     async fn list_buckets(
@@ -821,37 +865,12 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let input = req.input;
         let options = PutOptions {
-            encryption: requested(
-                input.server_side_encryption.as_ref(),
-                input.ssekms_key_id.as_deref(),
-                input.bucket_key_enabled,
-                customer,
-            )?,
-            content_type: input.content_type.clone(),
-            metadata: metadata_in(input.metadata.as_ref()),
-            tags: tags_from_header(input.tagging.as_deref())?,
-            headers: ContentHeaders {
-                cache_control: input.cache_control.as_deref(),
-                content_disposition: input.content_disposition.as_deref(),
-                content_encoding: input.content_encoding.as_deref(),
-                content_language: input.content_language.as_deref(),
-                expires: input.expires.as_ref(),
-                website_redirect_location: input.website_redirect_location.as_deref(),
-                storage_class: input.storage_class.as_ref(),
-            }
-            .to_map()?,
             content_md5: content_md5_hex(input.content_md5.as_deref())?,
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+            ..new_object_options!(input, customer)
         };
         let body = body_reader(input.body);
         let (bucket, key) = (input.bucket, input.key);
@@ -875,14 +894,7 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let input = req.input;
         check_version(input.version_id.as_deref())?;
         let conditions = read_conditions(
@@ -939,14 +951,7 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let input = req.input;
         check_version(input.version_id.as_deref())?;
         if input.part_number.is_some() {
@@ -1145,14 +1150,7 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let target_key = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let target_key = customer_key_of!(req)?;
         let source_key = customer_key(
             &req,
             CustomerHeaders {
@@ -1423,37 +1421,9 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let input = req.input;
-        let options = PutOptions {
-            encryption: requested(
-                input.server_side_encryption.as_ref(),
-                input.ssekms_key_id.as_deref(),
-                input.bucket_key_enabled,
-                customer,
-            )?,
-            content_type: input.content_type.clone(),
-            metadata: metadata_in(input.metadata.as_ref()),
-            tags: tags_from_header(input.tagging.as_deref())?,
-            headers: ContentHeaders {
-                cache_control: input.cache_control.as_deref(),
-                content_disposition: input.content_disposition.as_deref(),
-                content_encoding: input.content_encoding.as_deref(),
-                content_language: input.content_language.as_deref(),
-                expires: input.expires.as_ref(),
-                website_redirect_location: input.website_redirect_location.as_deref(),
-                storage_class: input.storage_class.as_ref(),
-            }
-            .to_map()?,
-            ..Default::default()
-        };
+        let options = new_object_options!(input, customer);
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         let upload = self
             .blocking(move |s| s.create_upload(&bucket, &key, options))
@@ -1476,14 +1446,7 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let input = req.input;
         let number = part_number(input.part_number)?;
         let expected_md5 = content_md5_hex(input.content_md5.as_deref())?;
@@ -1525,14 +1488,7 @@ impl S3 for Endpoint {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let customer = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.sse_customer_algorithm.as_deref(),
-                key: req.input.sse_customer_key.as_deref(),
-                md5: req.input.sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let customer = customer_key_of!(req)?;
         let source_key = customer_key(
             &req,
             CustomerHeaders {
