@@ -59,8 +59,14 @@ impl Fixture {
     }
 
     fn reseal(&self, env: &Env, args: &[&str]) -> common::Run {
+        self.reseal_with(env, args, &[])
+    }
+
+    /// [`Fixture::reseal`] with more environment variables.
+    fn reseal_with(&self, env: &Env, args: &[&str], extra: &[(&str, &str)]) -> common::Run {
         let vars = self.server.env();
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.extend_from_slice(extra);
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--endpoint-url", &self.server.endpoint]);
         env.reseal_with_env(&all, &vars)
@@ -975,8 +981,9 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     f.put("ssec", "s3", b"s3", Mode::SseS3, "");
 
     // A wrong source key: the old-key objects fail with AccessDenied, nothing changes.
+    // Logged at trace, where the SDK would show request headers: no key appears.
     let report = env.path("report-wrong");
-    let run = f.reseal(
+    let run = f.reseal_with(
         &env,
         &[
             "run",
@@ -989,8 +996,17 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
             "--report",
             report.to_str().unwrap(),
         ],
+        &[("RESEAL_LOG", "trace")],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("TRACE"), "logged at trace");
+    {
+        use base64::Engine as _;
+        for k in [&old, &new, &wrong] {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(k);
+            assert!(!run.stderr.contains(&b64), "an SSE-C key in the log");
+        }
+    }
     let rows = report_rows(&report);
     for (key, _) in &objects {
         let encoded = reseal::manifest::keycode::encode_key(key);

@@ -106,6 +106,10 @@ pub(crate) fn json_logs() -> bool {
     JSON_LOGS.get().copied().unwrap_or(false)
 }
 
+/// Crates whose trace or debug events carry request headers (SSE-C keys among them), and
+/// the most they may log: the SDK's signer (trace) and the s3s service (debug).
+const NO_TRACE: [&str; 2] = ["aws_sigv4=debug", "s3s=info"];
+
 fn init_logging(format: LogFormat) {
     let _ = JSON_LOGS.set(matches!(format, LogFormat::Json));
     // JSON logs are for cron and Kubernetes, where progress lines belong in the log.
@@ -113,8 +117,12 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => "warn",
         LogFormat::Json => "warn,reseal=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RESEAL_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("RESEAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Secrets never reach a log, whatever RESEAL_LOG asks for.
+    for cap in NO_TRACE {
+        filter = filter.add_directive(cap.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
