@@ -471,3 +471,145 @@ fn s3s_fs_overwrite_race() {
 fn moto_overwrite_race() {
     overwrite_race(&Fixture::new(S3Server::moto()));
 }
+
+/// A writer that keeps rewriting objects while reseal works on them. Each rewrite lands
+/// right before reseal's CopyObject, whose x-amz-copy-source-if-match then no longer
+/// holds (412). Changes under us have their own budget (`--max-changes`), apart from the
+/// tries for errors (`--max-attempts`): an object rewritten five times is re-encrypted
+/// with `--max-attempts 2`, and one that never stops changing ends "changing under us",
+/// with the last ETag seen, not as a server error. An object rewritten right after
+/// reseal's copy succeeded counts as done, and the report says it changed since.
+fn sustained_writes(f: &Fixture) {
+    let bucket = "busy";
+    f.bucket(bucket);
+    for key in ["settles", "never settles", "after the copy"] {
+        f.put(bucket, key, b"first bytes", None);
+    }
+    let proxy = Proxy::start(&f.server.endpoint, Faults::default());
+    let rewriter = |key: &'static str| {
+        let endpoint = f.server.endpoint.clone();
+        let n = std::sync::atomic::AtomicU64::new(0);
+        move || {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let client = client_for(&endpoint);
+            put(
+                &client,
+                &rt(),
+                bucket,
+                key,
+                format!("rewrite {i}").as_bytes(),
+                None,
+            );
+        }
+    };
+    proxy.before_copies(bucket, "settles", 5, rewriter("settles"));
+    proxy.before_copies(bucket, "never settles", u64::MAX, rewriter("never settles"));
+    {
+        let after = rewriter("after the copy");
+        proxy.after_copy(bucket, "after the copy", after);
+    }
+    // reseal serve encrypts new objects with SSE-S3 by default: ask for more than that.
+    let sse = if f.server.caps.default_sse {
+        "sse-kms"
+    } else {
+        "sse-s3"
+    };
+    let env = Env::new();
+    let report = env.path("report");
+    let run = f.reseal(
+        &env,
+        &proxy.endpoint,
+        &f.run_args(&[
+            "run",
+            "--from-listing",
+            "s3://busy",
+            "--sse",
+            sse,
+            "--max-attempts",
+            "2",
+            "--max-changes",
+            "6",
+            "--report",
+            report.to_str().unwrap(),
+        ]),
+    );
+    assert_eq!(
+        run.code, 1,
+        "{}: one task fails, the job completes:\n{}",
+        f.server.name, run.stderr
+    );
+    let rows = report_rows(&report);
+    let row = |key: &str| {
+        rows.iter()
+            .find(|r| decode(&r[1]) == key)
+            .unwrap_or_else(|| panic!("no report row for {key}: {rows:?}"))
+            .clone()
+    };
+    let settles = row("settles");
+    assert_eq!(settles[3], "succeeded", "{settles:?}");
+    assert_eq!(
+        f.get(bucket, "settles"),
+        b"rewrite 4",
+        "the newest bytes stay"
+    );
+    let copies: Vec<Option<u16>> = proxy
+        .copies_of(bucket, "settles")
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        copies,
+        [vec![Some(412); 5], vec![Some(200)]].concat(),
+        "{}",
+        f.server.name
+    );
+
+    let never = row("never settles");
+    assert_eq!(never[3], "failed", "{never:?}");
+    assert_eq!(
+        (never[4].as_str(), never[5].as_str()),
+        ("412", "ObjectChanging")
+    );
+    let newest = f.rt.block_on(async {
+        f.client
+            .head_object()
+            .bucket(bucket)
+            .key("never settles")
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    });
+    assert!(
+        never[6].starts_with("changing under us") && never[6].contains("7 times"),
+        "{never:?}"
+    );
+    assert_eq!(proxy.copies_of(bucket, "never settles").len(), 7);
+    // The last ETag reseal saw is the one before the last rewrite.
+    assert!(
+        never[6].contains("last ETag seen: \"") && !never[6].contains(&newest),
+        "{never:?} (newest {newest})"
+    );
+
+    let after = row("after the copy");
+    assert_eq!(after[3], "succeeded", "{after:?}");
+    assert_eq!(f.get(bucket, "after the copy"), b"rewrite 0");
+    if f.server.caps.sse {
+        assert!(
+            after[6].starts_with("re-encrypted by CopyObject; the object has changed since"),
+            "{after:?}"
+        );
+    }
+}
+
+#[test]
+fn s3s_fs_sustained_writes() {
+    sustained_writes(&Fixture::new(S3Server::s3s_fs()));
+}
+
+#[test]
+fn serve_sustained_writes() {
+    sustained_writes(&Fixture::new(S3Server::reseal_serve()));
+}

@@ -1070,6 +1070,106 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     f.reseal_ok(&env, &["verify", &id]);
 }
 
+/// No secret reaches a log line, whatever RESEAL_LOG asks for: every target at trace, and
+/// the targets that print request headers named on their own (which a level cap on the
+/// crate could not hold back). The server logs every request at trace, the client signs
+/// with a session token, and the job rotates SSE-C keys, so that the logs are full of
+/// SSE-C key headers, signatures and tokens; each of them must be redacted.
+#[test]
+fn serve_logs_carry_no_secret_whatever_the_filter() {
+    use base64::Engine as _;
+    const TOKEN: &str = "reseal-test-session-token-7f3a";
+    for (server_filter, client_filter) in [
+        ("trace", "trace"),
+        (
+            "s3s::service=debug,s3s=trace",
+            "aws_sigv4::http_request=trace",
+        ),
+    ] {
+        let f = Fixture::new(S3Server::reseal_serve_env(
+            &[],
+            &[("RESEAL_LOG", server_filter)],
+        ));
+        let env = Env::new();
+        let (old, new) = ([5u8; 32], [6u8; 32]);
+        let old_file = env.write("old.key", &old);
+        let new_file = env.write("new.key", &new);
+        f.bucket("logs");
+        put_ssec(&f, "logs", "a b.txt", b"secret bytes", &old);
+        f.put("logs", "plain", b"plain", Mode::NotSse, "");
+        let logged = |run: &common::Run, what: &str| {
+            assert!(
+                run.stderr.to_ascii_lowercase().contains("customer-key")
+                    || run.stderr.contains("signing"),
+                "{what}: the client's {client_filter} log shows its requests"
+            );
+        };
+        let run = f.reseal_with(
+            &env,
+            &[
+                "run",
+                "--from-listing",
+                "s3://logs",
+                "--sse",
+                &format!("sse-c:@{}", new_file.display()),
+                "--source-sse-c",
+                &format!("@{}", old_file.display()),
+            ],
+            &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        logged(&run, "run");
+        let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
+        let verify = f.reseal_with(
+            &env,
+            &["verify", &id],
+            &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
+        );
+        assert_eq!(verify.code, 0, "{}", verify.stderr);
+        logged(&verify, "verify");
+        let server_log = f.server.log();
+        assert!(
+            server_log.contains("x-amz-server-side-encryption-customer-key"),
+            "the server's {server_filter} log shows request headers"
+        );
+        for (what, log) in [
+            ("run", &run.stderr),
+            ("verify", &verify.stderr),
+            ("serve", &server_log),
+        ] {
+            for key in [&old, &new] {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+                assert!(!log.contains(&b64), "{what}: an SSE-C key in the log");
+            }
+            assert!(!log.contains(TOKEN), "{what}: the session token in the log");
+            assert!(
+                !log.contains(common::s3::SECRET_KEY),
+                "{what}: the secret key in the log"
+            );
+            for line in log.lines() {
+                let lower = line.to_ascii_lowercase();
+                for marker in [
+                    "signature=",
+                    "x-amz-signature=",
+                    "\"authorization\": \"aws4",
+                ] {
+                    if let Some(at) = lower.find(marker) {
+                        assert!(
+                            lower[at + marker.len()..].starts_with("[redacted]"),
+                            "{what}: a signature in the log: {line}"
+                        );
+                    }
+                }
+            }
+            assert!(log.contains("[REDACTED]"), "{what}: something was redacted");
+        }
+        assert_eq!(
+            get_ssec(&f, "logs", "a b.txt", &new).as_deref(),
+            Ok(&b"secret bytes"[..])
+        );
+    }
+}
+
 /// KMS key checks moto cannot make: an unknown key and a disabled key fail their tasks
 /// with S3's KMS errors and change nothing; a job naming an alias ends with objects whose
 /// reported key is that alias's key, and `verify` agrees.

@@ -129,9 +129,14 @@ pub struct RunOptionArgs {
     /// not report encryption, such as s3s-fs.
     #[arg(long)]
     pub no_verify: bool,
-    /// Tries per task for transient errors.
+    /// Tries per task for transient errors (throttling, server errors, lost connections).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+    /// Times an object rewritten by someone else since reseal inspected it is inspected
+    /// again; past that its task fails as "changing under us". Not counted in
+    /// --max-attempts.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_changes: u32,
     /// The job fails when more than this percentage of the tasks run so far failed…
     #[arg(long, default_value_t = 50.0)]
     pub failure_threshold_percent: f64,

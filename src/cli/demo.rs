@@ -141,6 +141,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         force: false,
         no_verify: false,
         max_attempts: 3,
+        max_changes: 10,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,
         method: crate::target::s3::Method::Auto,

@@ -8,6 +8,7 @@ mod args;
 mod demo;
 mod job;
 mod keys;
+mod logging;
 mod output;
 mod run;
 mod serve;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::Cli;
-use args::{Command, LogFormat};
+use args::Command;
 
 /// An error that ends the command, with the exit code it ends with.
 #[derive(Debug)]
@@ -60,7 +61,7 @@ pub type CliResult = Result<(), CliError>;
 /// Runs reseal with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,38 +97,5 @@ async fn run(cli: Cli) -> CliResult {
         } => run::verify(&cli.db, &id, &target, concurrency, output).await,
         Command::Demo { dir, objects } => demo::run(&dir, objects).await,
         Command::Serve(args) => serve::run(*args).await,
-    }
-}
-
-/// Whether log lines are JSON: then progress goes only to the log, not as plain lines.
-static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-
-pub(crate) fn json_logs() -> bool {
-    JSON_LOGS.get().copied().unwrap_or(false)
-}
-
-/// Crates whose trace or debug events carry request headers (SSE-C keys among them), and
-/// the most they may log: the SDK's signer (trace) and the s3s service (debug).
-const NO_TRACE: [&str; 2] = ["aws_sigv4=debug", "s3s=info"];
-
-fn init_logging(format: LogFormat) {
-    let _ = JSON_LOGS.set(matches!(format, LogFormat::Json));
-    // JSON logs are for cron and Kubernetes, where progress lines belong in the log.
-    let default = match format {
-        LogFormat::Text => "warn",
-        LogFormat::Json => "warn,reseal=info",
-    };
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("RESEAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Secrets never reach a log, whatever RESEAL_LOG asks for.
-    for cap in NO_TRACE {
-        filter = filter.add_directive(cap.parse().expect("a valid directive"));
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

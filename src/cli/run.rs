@@ -327,6 +327,7 @@ async fn run_one(
         force: options.force,
         verify: !options.no_verify,
         max_attempts: options.max_attempts,
+        max_changes: options.max_changes,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,
         ..RunOptions::default()
@@ -532,7 +533,7 @@ impl Progress for Display {
                         bytes,
                         "progress"
                     );
-                    if super::json_logs() {
+                    if super::logging::json_logs() {
                         return;
                     }
                     eprintln!(

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::job::{Job, JobStatus, JobStore, StoreError, Task, TaskCounts, TaskResult, TaskState};
-use crate::target::{ErrorKind, ObjectRef, ObjectState, Target, TargetError};
+use crate::target::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Written};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -24,8 +24,11 @@ pub struct RunOptions {
     /// Inspect each object again after its write and fail the attempt unless it is
     /// compliant. Off for servers that do not report encryption (s3s-fs).
     pub verify: bool,
-    /// Tries per task for transient errors (and changes under us).
+    /// Tries per task for transient errors.
     pub max_attempts: u32,
+    /// Times an object that changed since it was inspected is inspected again before its
+    /// task ends as "changing under us".
+    pub max_changes: u32,
     /// The job fails when more than this share of the tasks run so far failed…
     pub failure_threshold_percent: f64,
     /// …once at least this many tasks have run.
@@ -43,6 +46,7 @@ impl Default for RunOptions {
             force: false,
             verify: true,
             max_attempts: 3,
+            max_changes: 10,
             failure_threshold_percent: 50.0,
             failure_threshold_min_tasks: 1000,
             lease: Duration::from_secs(120),
@@ -342,6 +346,13 @@ fn threshold_crossed(counts: &TaskCounts, options: &RunOptions) -> Option<String
 
 /// One task: inspect; skip when compliant; re-encrypt guarded by the ETag seen; confirm
 /// (unless `verify` is off).
+///
+/// Two budgets, because they mean different things. A transient error (throttling, a
+/// server error, a lost connection) is tried `max_attempts` times with backoff. An object
+/// that changed since it was inspected (a 412 on the guarded write) is not an error of
+/// reseal's or the server's: it is inspected again at once, up to `max_changes` times, and
+/// when it keeps changing the task ends saying so, with the last ETag seen.
+///
 /// Returns the result and the object's size as inspected (the manifest may not give it).
 async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (TaskResult, u64) {
     let object = ObjectRef {
@@ -350,76 +361,23 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
         version_id: task.version_id.clone(),
     };
     let mut attempts = task.attempts;
-    let fail = |attempts, e: TargetError| TaskResult {
+    let mut failures = 0;
+    let mut changes = 0;
+    let mut last_etag = None;
+    let failed = |attempts, http_status, code: &str, message| TaskResult {
         seq: task.seq,
         state: TaskState::Failed,
         attempts,
-        http_status: e.http_status,
-        error_code: Some(e.code),
-        message: e.message,
+        http_status,
+        error_code: Some(code.to_owned()),
+        message,
     };
     // Set when a write failed without an answer that says whether it took effect: a later
     // inspection that finds the object compliant then counts it as this task's success.
     let mut maybe_written = false;
     loop {
         attempts += 1;
-        let outcome = async {
-            let seen = target.inspect(&object).await?;
-            if maybe_written && target.is_compliant(&seen) {
-                return Ok((
-                    TaskState::Succeeded,
-                    "re-encrypted (confirmed after a retry)".to_owned(),
-                    seen.size,
-                ));
-            }
-            // A copy always becomes the current version: a manifest version that is no
-            // longer current is not touched (copying it would roll the object back).
-            if let (Some(listed), Some(current)) = (&object.version_id, &seen.version_id)
-                && listed != current
-                && listed != "null"
-            {
-                return Ok((
-                    TaskState::Skipped,
-                    format!(
-                        "superseded: version {listed} is no longer current (current: {current})"
-                    ),
-                    seen.size,
-                ));
-            }
-            if !options.force && target.is_compliant(&seen) {
-                return Ok((
-                    TaskState::Skipped,
-                    format!("already {}", seen.mode),
-                    seen.size,
-                ));
-            }
-            let note = match target.reencrypt(&object, &seen).await {
-                Ok(note) => note,
-                Err(e) => {
-                    maybe_written |= e.kind == ErrorKind::Transient;
-                    return Err(e);
-                }
-            };
-            if !options.verify {
-                return Ok((
-                    TaskState::Succeeded,
-                    format!("{note} (not verified)"),
-                    seen.size,
-                ));
-            }
-            let after = target.inspect(&object).await?;
-            if !target.is_compliant(&after) {
-                return Err(TargetError {
-                    kind: ErrorKind::Transient,
-                    http_status: 500,
-                    code: "VerificationFailed".into(),
-                    message: format!("after re-encryption the object is {}", after.mode),
-                });
-            }
-            Ok((TaskState::Succeeded, note, after.size))
-        }
-        .await;
-        match outcome {
+        match attempt(target, &object, options, &mut maybe_written, &mut last_etag).await {
             Ok((state, message, size)) => {
                 let result = TaskResult {
                     seq: task.seq,
@@ -431,21 +389,139 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
                 };
                 return (result, size);
             }
-            Err(e)
-                if e.kind == ErrorKind::Permanent
-                    || attempts >= task.attempts + options.max_attempts =>
-            {
-                return (fail(attempts, e), task.size.unwrap_or(0));
+            Err(e) if e.kind == ErrorKind::Permanent => {
+                return (
+                    failed(attempts, e.http_status, &e.code, e.message),
+                    task.size.unwrap_or(0),
+                );
+            }
+            Err(e) if e.kind == ErrorKind::Changed => {
+                changes += 1;
+                if changes > options.max_changes {
+                    let message = format!(
+                        "changing under us: the object was rewritten {changes} times while this task worked on it (last ETag seen: {}); run it again when writes to it settle",
+                        last_etag.as_deref().unwrap_or("none")
+                    );
+                    return (
+                        failed(attempts, 412, "ObjectChanging", message),
+                        task.size.unwrap_or(0),
+                    );
+                }
             }
             Err(e) => {
-                if e.kind == ErrorKind::Transient {
-                    let base = 100u64 << (attempts - task.attempts).min(6);
-                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
-                    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+                failures += 1;
+                if failures >= options.max_attempts {
+                    return (
+                        failed(attempts, e.http_status, &e.code, e.message),
+                        task.size.unwrap_or(0),
+                    );
                 }
+                let base = 100u64 << failures.min(6);
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
+                tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
             }
         }
     }
+}
+
+/// One try of a task; see [`run_task`].
+async fn attempt<T: Target>(
+    target: &T,
+    object: &ObjectRef,
+    options: &RunOptions,
+    maybe_written: &mut bool,
+    last_etag: &mut Option<String>,
+) -> Result<(TaskState, String, u64), TargetError> {
+    let seen = target.inspect(object).await?;
+    *last_etag = Some(seen.etag.clone());
+    if *maybe_written && target.is_compliant(&seen) {
+        return Ok((
+            TaskState::Succeeded,
+            "re-encrypted (confirmed after a retry)".to_owned(),
+            seen.size,
+        ));
+    }
+    // A copy always becomes the current version: a manifest version that is no longer
+    // current is not touched (copying it would roll the object back).
+    if let (Some(listed), Some(current)) = (&object.version_id, &seen.version_id)
+        && listed != current
+        && listed != "null"
+    {
+        return Ok((
+            TaskState::Skipped,
+            format!("superseded: version {listed} is no longer current (current: {current})"),
+            seen.size,
+        ));
+    }
+    if !options.force && target.is_compliant(&seen) {
+        return Ok((
+            TaskState::Skipped,
+            format!("already {}", seen.mode),
+            seen.size,
+        ));
+    }
+    let written = match target.reencrypt(object, &seen).await {
+        Ok(written) => written,
+        Err(e) => {
+            *maybe_written |= e.kind == ErrorKind::Transient;
+            return Err(e);
+        }
+    };
+    let note = written.describe(seen.version_id.as_deref());
+    if !options.verify {
+        return Ok((
+            TaskState::Succeeded,
+            format!("{note} (not verified)"),
+            seen.size,
+        ));
+    }
+    let after = match target.inspect(object).await {
+        Ok(after) => after,
+        // Gone since reseal's write: the write itself succeeded.
+        Err(e) if e.http_status == 404 => {
+            return Ok((
+                TaskState::Succeeded,
+                format!("{note}; the object was deleted since"),
+                seen.size,
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    if target.is_compliant(&after) {
+        return Ok((TaskState::Succeeded, note, after.size));
+    }
+    if rewritten_since(&written, &after) {
+        // Someone wrote the key after reseal did: reseal's write stands as done, and the
+        // newer object is theirs to answer for.
+        return Ok((
+            TaskState::Succeeded,
+            format!(
+                "{note}; the object has changed since (now ETag {}, {})",
+                after.etag, after.mode
+            ),
+            seen.size,
+        ));
+    }
+    Err(TargetError {
+        kind: ErrorKind::Transient,
+        http_status: 500,
+        code: "VerificationFailed".into(),
+        message: format!("after re-encryption the object is {}", after.mode),
+    })
+}
+
+/// Whether an inspection after a write sees another object than the one the write left.
+fn rewritten_since(written: &Written, after: &ObjectState) -> bool {
+    let unquoted = |e: &str| e.trim_matches('"').to_owned();
+    let etag_moved = written
+        .etag
+        .as_deref()
+        .is_some_and(|e| unquoted(e) != unquoted(&after.etag));
+    let version_moved = written
+        .new_version
+        .as_deref()
+        .is_some_and(|v| after.version_id.as_deref() != Some(v));
+    etag_moved || version_moved
 }
 
 /// Inspects every task's object without changing anything, `concurrency` at once, and

@@ -57,7 +57,7 @@ impl Target for GatedTarget {
         &self,
         object: &ObjectRef,
         _seen: &ObjectState,
-    ) -> Result<String, TargetError> {
+    ) -> Result<Written, TargetError> {
         self.started.fetch_add(1, Ordering::SeqCst);
         let mut gate = self.gate.clone();
         let _ = gate.wait_for(|open| *open).await;
@@ -65,7 +65,12 @@ impl Target for GatedTarget {
             .lock()
             .unwrap()
             .insert(object.key.clone(), SseMode::SseS3);
-        Ok("re-encrypted".into())
+        Ok(Written {
+            method: crate::target::WriteMethod::Rewrite,
+            etag: Some("etag".into()),
+            new_version: None,
+            notes: Vec::new(),
+        })
     }
 }
 
@@ -191,4 +196,133 @@ async fn results_of_the_last_workers_were_dropped_at_a_stop() {
         );
         assert_eq!(counts.succeeded, 8 * (round + 1));
     }
+}
+
+/// One object that another writer rewrites: before reseal's first `rewrites_before`
+/// writes (each of which then finds a new ETag: 412), and, with `rewrite_after`, right
+/// after reseal's write succeeds.
+struct ContestedTarget {
+    object: Mutex<(u32, SseMode)>,
+    rewrites_before: AtomicUsize,
+    rewrite_after: bool,
+}
+
+impl ContestedTarget {
+    fn new(rewrites_before: usize, rewrite_after: bool) -> ContestedTarget {
+        ContestedTarget {
+            object: Mutex::new((1, SseMode::NotSse)),
+            rewrites_before: AtomicUsize::new(rewrites_before),
+            rewrite_after,
+        }
+    }
+}
+
+impl Target for ContestedTarget {
+    async fn inspect(&self, _: &ObjectRef) -> Result<ObjectState, TargetError> {
+        let (etag, mode) = *self.object.lock().unwrap();
+        Ok(ObjectState {
+            etag: format!("\"v{etag}\""),
+            size: 1,
+            mode,
+            kms_key_id: None,
+            key_version: None,
+            bucket_key: false,
+            sse_c_key_md5: None,
+            version_id: None,
+            details: None,
+        })
+    }
+
+    fn is_compliant(&self, state: &ObjectState) -> bool {
+        state.mode == SseMode::SseS3
+    }
+
+    async fn reencrypt(&self, _: &ObjectRef, seen: &ObjectState) -> Result<Written, TargetError> {
+        let mut object = self.object.lock().unwrap();
+        let pending = self.rewrites_before.load(Ordering::SeqCst);
+        if pending > 0 {
+            self.rewrites_before.store(pending - 1, Ordering::SeqCst);
+            object.0 += 1;
+        }
+        if seen.etag != format!("\"v{}\"", object.0) {
+            return Err(TargetError {
+                kind: ErrorKind::Changed,
+                http_status: 412,
+                code: "PreconditionFailed".into(),
+                message: "the object changed".into(),
+            });
+        }
+        object.1 = SseMode::SseS3;
+        let written = Written {
+            method: crate::target::WriteMethod::Copy,
+            etag: Some(format!("\"v{}\"", object.0)),
+            new_version: None,
+            notes: Vec::new(),
+        };
+        if self.rewrite_after {
+            *object = (object.0 + 1, SseMode::NotSse);
+        }
+        Ok(written)
+    }
+}
+
+fn task() -> Task {
+    Task {
+        seq: 0,
+        bucket: "bkt".into(),
+        key: "k".into(),
+        version_id: None,
+        size: None,
+        attempts: 0,
+    }
+}
+
+#[tokio::test]
+async fn changes_under_us_do_not_use_up_the_attempts_for_errors() {
+    let options = RunOptions {
+        max_attempts: 3,
+        max_changes: 10,
+        ..RunOptions::default()
+    };
+    // Five rewrites, each answered 412, with three tries for errors: the task goes on.
+    let (result, _) = run_task(&ContestedTarget::new(5, false), &task(), &options).await;
+    assert_eq!(result.state, TaskState::Succeeded, "{result:?}");
+    assert_eq!(result.attempts, 6);
+    assert_eq!(result.message, "re-encrypted by CopyObject");
+}
+
+#[tokio::test]
+async fn an_object_that_keeps_changing_ends_its_task_saying_so() {
+    let options = RunOptions {
+        max_changes: 4,
+        ..RunOptions::default()
+    };
+    let (result, _) = run_task(&ContestedTarget::new(100, false), &task(), &options).await;
+    assert_eq!(result.state, TaskState::Failed);
+    assert_eq!(result.http_status, 412, "not a server error: {result:?}");
+    assert_eq!(result.error_code.as_deref(), Some("ObjectChanging"));
+    assert!(
+        result.message.starts_with("changing under us")
+            && result.message.contains("last ETag seen: \"v5\""),
+        "{}",
+        result.message
+    );
+    assert_eq!(result.attempts, 5);
+}
+
+#[tokio::test]
+async fn a_rewrite_after_a_successful_write_is_that_write_s_success() {
+    let (result, _) = run_task(
+        &ContestedTarget::new(0, true),
+        &task(),
+        &RunOptions::default(),
+    )
+    .await;
+    assert_eq!(result.state, TaskState::Succeeded, "{result:?}");
+    assert_eq!(result.http_status, 200);
+    assert_eq!(
+        result.message,
+        "re-encrypted by CopyObject; the object has changed since (now ETag \"v2\", NOT-SSE)"
+    );
+    assert_eq!(result.attempts, 1, "no retry of a write that succeeded");
 }

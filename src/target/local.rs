@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError};
+use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, WriteMethod, Written};
 use crate::crypto::CustomerKey;
 use crate::job::JobSpec;
 use crate::sse::{SseMode, SseSpec};
@@ -160,7 +160,7 @@ impl Target for Arc<LocalTarget> {
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> Result<String, TargetError> {
+    ) -> Result<Written, TargetError> {
         let this = Arc::clone(self);
         let object = object.clone();
         let etag = seen.etag.clone();
@@ -195,11 +195,14 @@ impl Target for Arc<LocalTarget> {
                         fast_path: this.fast_path,
                     },
                 )
-                .map(|(_, method)| match method {
-                    crate::store::ReencryptMethod::Rewrite => "re-encrypted".to_owned(),
-                    crate::store::ReencryptMethod::Reseal => {
-                        "re-encrypted (data key re-sealed)".to_owned()
-                    }
+                .map(|(meta, method)| Written {
+                    method: match method {
+                        crate::store::ReencryptMethod::Rewrite => WriteMethod::Rewrite,
+                        crate::store::ReencryptMethod::Reseal => WriteMethod::Reseal,
+                    },
+                    etag: Some(meta.etag),
+                    new_version: None,
+                    notes: Vec::new(),
                 })
                 .map_err(target_error)
         })

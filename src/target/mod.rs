@@ -126,6 +126,64 @@ impl fmt::Display for TargetError {
     }
 }
 
+/// How a re-encryption was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// S3's UpdateObjectEncryption: the data stays, only its encryption changes.
+    Update,
+    /// CopyObject onto itself.
+    Copy,
+    /// CreateMultipartUpload, UploadPartCopy, CompleteMultipartUpload.
+    MultipartCopy,
+    /// The local store opened the data and sealed it again under the new mode.
+    Rewrite,
+    /// The local store re-sealed the data keys; the data file was not touched.
+    Reseal,
+}
+
+impl fmt::Display for WriteMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteMethod::Update => "re-encrypted by UpdateObjectEncryption",
+            WriteMethod::Copy => "re-encrypted by CopyObject",
+            WriteMethod::MultipartCopy => "re-encrypted by multipart copy",
+            WriteMethod::Rewrite => "re-encrypted",
+            WriteMethod::Reseal => "re-encrypted (data key re-sealed)",
+        })
+    }
+}
+
+/// What a re-encryption did, as the write's own answer tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub method: WriteMethod,
+    /// The object's ETag as the write left it, where the answer gives one: an inspection
+    /// that finds another ETag sees a newer write than reseal's.
+    pub etag: Option<String>,
+    /// The version the write made, where the store keeps versions.
+    pub new_version: Option<String>,
+    /// What else the write did, for the report (an ACL re-applied, versions deleted).
+    pub notes: Vec<String>,
+}
+
+impl Written {
+    /// The report's words for it, given the version the write replaced.
+    pub fn describe(&self, old_version: Option<&str>) -> String {
+        let mut text = self.method.to_string();
+        if let Some(new) = &self.new_version {
+            text.push_str(&format!(
+                "; version {} -> {new}",
+                old_version.unwrap_or("null")
+            ));
+        }
+        for note in &self.notes {
+            text.push_str("; ");
+            text.push_str(note);
+        }
+        text
+    }
+}
+
 /// Where objects live, as the runner sees them.
 pub trait Target: Send + Sync + 'static {
     /// Reads an object's current state (S3: HEAD).
@@ -138,13 +196,12 @@ pub trait Target: Send + Sync + 'static {
     fn is_compliant(&self, state: &ObjectState) -> bool;
 
     /// Re-encrypts the object in place as the job wants, only if it is still the object
-    /// `seen` describes (its ETag). Returns what the report says of it (how, which new
-    /// version).
+    /// `seen` describes (its ETag); a changed object is [`ErrorKind::Changed`].
     fn reencrypt(
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> impl Future<Output = Result<String, TargetError>> + Send;
+    ) -> impl Future<Output = Result<Written, TargetError>> + Send;
 }
 
 /// Either target, chosen at run time from the job's [`TargetSpec`].
@@ -173,7 +230,7 @@ impl Target for AnyTarget {
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> Result<String, TargetError> {
+    ) -> Result<Written, TargetError> {
         match self {
             AnyTarget::Local(t) => t.reencrypt(object, seen).await,
             AnyTarget::S3(t) => t.reencrypt(object, seen).await,

@@ -30,7 +30,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::Zeroizing;
 
 use super::pace::{Pacer, backoff};
-use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError};
+use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, WriteMethod, Written};
 use crate::crypto::CustomerKey;
 use crate::job::JobSpec;
 use crate::manifest::keycode::encode_key;
@@ -245,12 +245,6 @@ pub struct S3Target {
     update_unsupported: AtomicBool,
 }
 
-/// A finished write, as the report tells it.
-struct Written {
-    how: &'static str,
-    new_version: Option<String>,
-}
-
 impl S3Target {
     pub fn new(
         client: Client,
@@ -449,7 +443,7 @@ impl S3Target {
         }
     }
 
-    async fn update(&self, object: &ObjectRef) -> Result<Written, TargetError> {
+    async fn update(&self, object: &ObjectRef, seen: &ObjectState) -> Result<Written, TargetError> {
         let kms = SsekmsEncryption::builder()
             .kms_key_arn(self.want.kms_key_id.clone().unwrap_or_default())
             .bucket_key_enabled(self.want.bucket_key)
@@ -464,9 +458,12 @@ impl S3Target {
                 .send()
         })
         .await?;
+        // UpdateObjectEncryption keeps the ETag (and the version).
         Ok(Written {
-            how: "UpdateObjectEncryption",
+            method: WriteMethod::Update,
+            etag: Some(seen.etag.clone()),
             new_version: None,
+            notes: Vec::new(),
         })
     }
 
@@ -497,8 +494,13 @@ impl S3Target {
         let out = out?;
         self.learn_kms_arn(out.ssekms_key_id());
         Ok(Written {
-            how: "CopyObject",
+            method: WriteMethod::Copy,
+            etag: out
+                .copy_object_result()
+                .and_then(|r| r.e_tag())
+                .map(str::to_owned),
             new_version: out.version_id().map(str::to_owned),
+            notes: Vec::new(),
         })
     }
 
@@ -595,8 +597,10 @@ impl S3Target {
             .await;
         match completed {
             Ok(out) => Ok(Written {
-                how: "multipart copy",
+                method: WriteMethod::MultipartCopy,
+                etag: out.e_tag().map(str::to_owned),
                 new_version: out.version_id().map(str::to_owned),
+                notes: Vec::new(),
             }),
             Err(e) => {
                 // NoSuchUpload after a retry: the first completion landed.
@@ -1116,7 +1120,7 @@ impl Target for Arc<S3Target> {
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> Result<String, TargetError> {
+    ) -> Result<Written, TargetError> {
         self.as_ref().reencrypt(object, seen).await
     }
 }
@@ -1222,7 +1226,7 @@ impl S3Target {
         &self,
         object: &ObjectRef,
         seen: &ObjectState,
-    ) -> Result<String, TargetError> {
+    ) -> Result<Written, TargetError> {
         if seen.mode == SseMode::SseC && self.source_key_for(seen).is_none() {
             return Err(permanent(
                 "InvalidRequest",
@@ -1239,7 +1243,7 @@ impl S3Target {
         };
         let sse_c_involved = seen.mode == SseMode::SseC || self.want.mode == SseMode::SseC;
         let written = match self.choose(seen)? {
-            Chosen::Update => match self.update(object).await {
+            Chosen::Update => match self.update(object, seen).await {
                 Err(e)
                     if self.options.method == Method::Auto
                         && (e.http_status == 501
@@ -1263,28 +1267,23 @@ impl S3Target {
             Chosen::Copy => self.copy(object, seen).await,
             Chosen::Multipart => self.multipart(object, seen).await,
         };
-        let written = match written {
+        let mut written = match written {
             Err(e) if e.http_status == 403 && sse_c_involved => {
                 return Err(self.explain_sse_c_refusal(object, e).await);
             }
             other => other?,
         };
-        let mut note = format!("re-encrypted by {}", written.how);
-        if let Some(new) = &written.new_version {
-            note.push_str(&format!(
-                "; version {} -> {new}",
-                seen.version_id.as_deref().unwrap_or("null")
-            ));
-        }
         if let Some(acl) = acl {
-            note.push_str("; ");
-            note.push_str(self.reapply_acl(object, acl).await?);
+            let note = self.reapply_acl(object, acl).await?;
+            written.notes.push(note.to_owned());
         }
         if self.options.delete_noncurrent {
             let n = self.delete_noncurrent(object).await?;
-            note.push_str(&format!("; {n} noncurrent versions deleted"));
+            written
+                .notes
+                .push(format!("{n} noncurrent versions deleted"));
         }
-        Ok(note)
+        Ok(written)
     }
 }
 

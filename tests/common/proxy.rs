@@ -7,7 +7,8 @@
 //! instead (see [`Faults`]): 503 SlowDown, 500 InternalError, a connection closed without
 //! an answer (before or after the server got the request), or, for CopyObject, 200 with
 //! an error body. It counts what it did, so that a test can check the faults happened,
-//! and runs hooks before forwarding a key's first CopyObject (to race a write).
+//! and runs hooks before forwarding a key's CopyObjects and after their answers (to race
+//! writes).
 //!
 //! Plain threads and blocking sockets: one thread accepts, one thread serves each
 //! connection (and a second one copies its request body). The sockets have timeouts, so
@@ -97,7 +98,14 @@ struct State {
     seen: Vec<Seen>,
     /// Run before forwarding the first CopyObject of (bucket, key).
     copy_hooks: HashMap<(String, String), Hook>,
+    /// Run before forwarding each of the next so many CopyObjects of (bucket, key).
+    repeated_hooks: HashMap<(String, String), (u64, RepeatedHook)>,
+    /// Run after the server answered a CopyObject of (bucket, key) with success, before the
+    /// answer is passed on.
+    after_copy_hooks: HashMap<(String, String), Hook>,
 }
+
+type RepeatedHook = Arc<dyn Fn() + Send + Sync>;
 
 impl State {
     fn total_faults(&self) -> u64 {
@@ -215,6 +223,28 @@ impl Proxy {
     pub fn before_first_copy(&self, bucket: &str, key: &str, hook: impl FnOnce() + Send + 'static) {
         self.state()
             .copy_hooks
+            .insert((bucket.to_owned(), key.to_owned()), Box::new(hook));
+    }
+
+    /// Runs `hook` right before each of the next `times` CopyObjects onto `bucket`/`key`
+    /// is forwarded: a writer that keeps rewriting the object.
+    pub fn before_copies(
+        &self,
+        bucket: &str,
+        key: &str,
+        times: u64,
+        hook: impl Fn() + Send + Sync + 'static,
+    ) {
+        self.state()
+            .repeated_hooks
+            .insert((bucket.to_owned(), key.to_owned()), (times, Arc::new(hook)));
+    }
+
+    /// Runs `hook` once the server has answered a CopyObject onto `bucket`/`key` with
+    /// success, before reseal gets the answer: a write that lands right after reseal's.
+    pub fn after_copy(&self, bucket: &str, key: &str, hook: impl FnOnce() + Send + 'static) {
+        self.state()
+            .after_copy_hooks
             .insert((bucket.to_owned(), key.to_owned()), Box::new(hook));
     }
 
@@ -396,7 +426,7 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
 
-    let (n, fault, hook) = {
+    let (n, fault, hook, repeated) = {
         let mut state = shared.state.lock().unwrap();
         let (n, mut fault) = state.decide(copy);
         // A body of unknown length cannot be drained before answering: forward it.
@@ -407,9 +437,17 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
             state.count(f, -1);
             fault = None;
         }
-        let hook = match fault {
-            None | Some(Fault::LostResponse) if copy => {
-                state.copy_hooks.remove(&(bucket.clone(), key.clone()))
+        let forwarded_copy = copy && matches!(fault, None | Some(Fault::LostResponse));
+        let object = (bucket.clone(), key.clone());
+        let hook = if forwarded_copy {
+            state.copy_hooks.remove(&object)
+        } else {
+            None
+        };
+        let repeated = match state.repeated_hooks.get_mut(&object) {
+            Some((left, hook)) if forwarded_copy && *left > 0 => {
+                *left -= 1;
+                Some(hook.clone())
             }
             _ => None,
         };
@@ -422,7 +460,7 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
             fault,
             status: None,
         });
-        (n, fault, hook)
+        (n, fault, hook, repeated)
     };
     let record_status = |status: u16| {
         let mut state = shared.state.lock().unwrap();
@@ -477,6 +515,9 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
     if let Some(hook) = hook {
         hook();
     }
+    if let Some(hook) = repeated {
+        hook();
+    }
     let mut upstream = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(10))?;
     upstream.set_read_timeout(Some(TIMEOUT))?;
     upstream.set_write_timeout(Some(TIMEOUT))?;
@@ -511,6 +552,23 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
             }
             record_status(status);
             if fault == Some(Fault::LostResponse) {
+                return Ok(());
+            }
+            if copy && (200..300).contains(&status) {
+                // The whole answer first: a 200 CopyObject may still carry an error.
+                let mut body = rest;
+                upstream.read_to_end(&mut body)?;
+                let hook = shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .after_copy_hooks
+                    .remove(&(bucket.clone(), key.clone()));
+                if let Some(hook) = hook {
+                    hook();
+                }
+                client.write_all(&head.closing())?;
+                client.write_all(&body)?;
                 return Ok(());
             }
             client.write_all(&head.closing())?;
