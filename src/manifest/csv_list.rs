@@ -7,10 +7,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use super::inventory::absolute;
-use super::keycode::decode_key;
 use super::{
     Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
-    RowKind, next_record,
+    RowKind, next_record, object_key,
 };
 
 #[derive(Debug)]
@@ -133,7 +132,7 @@ fn parse_record(record: &csv::ByteRecord, is_first: bool) -> Result<Entry, Strin
     if bucket.is_empty() {
         return Err("the bucket field is empty".into());
     }
-    let key = decode_key(raw_key).map_err(|e| format!("key {raw_key:?}: {e}"))?;
+    let key = object_key(raw_key)?;
     let version_id = match record.len() {
         3 | 7 => Some(text(2)?.trim())
             .filter(|v| !v.is_empty())

@@ -10,10 +10,9 @@ use flate2::read::MultiGzDecoder;
 use md5::Digest;
 use serde::Deserialize;
 
-use super::keycode::decode_key;
 use super::{
     Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
-    RowKind, hex, next_record,
+    RowKind, hex, next_record, object_key,
 };
 use crate::sse::SseMode;
 
@@ -261,7 +260,7 @@ impl Inventory {
 
         let bucket = non_empty(Column::Bucket)?.ok_or("the Bucket field is empty")?;
         let raw_key = field(Column::Key)?.unwrap_or_default();
-        let key = decode_key(raw_key).map_err(|e| format!("key {raw_key:?}: {e}"))?;
+        let key = object_key(raw_key)?;
         let is_delete_marker = parse_bool(field(Column::IsDeleteMarker)?, Column::IsDeleteMarker)?;
         let is_latest = parse_bool(field(Column::IsLatest)?, Column::IsLatest)?;
         let kind = if is_delete_marker == Some(true) {

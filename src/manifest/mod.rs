@@ -17,6 +17,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::sse::SseMode;
+use keycode::decode_key;
 
 pub use filter::Filter;
 
@@ -266,6 +267,22 @@ impl<R: Read> Read for Md5Reader<R> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// The most bytes an S3 object key may have.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Decodes a row's key field. A key S3 cannot hold is refused here, so that the job does
+/// not start, rather than failing later task by task.
+pub(crate) fn object_key(raw: &str) -> Result<String, String> {
+    let key = decode_key(raw).map_err(|e| format!("key {raw:?}: {e}"))?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "the key is {} bytes long once decoded; S3 keys are at most 1,024 bytes",
+            key.len()
+        ));
+    }
+    Ok(key)
 }
 
 /// Counts lines in what is read through it, so that a CSV record's line can be named

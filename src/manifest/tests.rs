@@ -423,3 +423,46 @@ fn line_numbers_count_blank_lines_and_quoted_newlines() {
     let text = err_text(read_all(&path));
     assert!(text.contains("list.csv line 3:"), "{text}");
 }
+
+#[test]
+fn keys_over_1024_bytes_are_refused_with_their_decoded_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let at_limit = "k".repeat(MAX_KEY_BYTES);
+    let encoded_at_limit = "%C3%A9".repeat(MAX_KEY_BYTES / 2);
+    let path = csv_file(
+        dir.path(),
+        &format!("bkt,{at_limit}\nbkt,{encoded_at_limit}\n"),
+    );
+    let rows = read_all(&path).unwrap();
+    assert_eq!(rows[0].entry.key.len(), MAX_KEY_BYTES);
+    assert_eq!(rows[1].entry.key, "é".repeat(MAX_KEY_BYTES / 2));
+
+    for (key, len) in [
+        ("k".repeat(MAX_KEY_BYTES + 1), 1025),
+        (format!("{encoded_at_limit}%41"), 1025),
+        (format!("{}+", "a".repeat(2000)), 2001),
+    ] {
+        let text = err_text(read_all(&csv_file(
+            dir.path(),
+            &format!("bkt,a\nbkt,{key}\n"),
+        )));
+        assert!(text.contains("list.csv line 2: "), "{text}");
+        assert!(
+            text.contains(&format!("{len} bytes long once decoded")),
+            "{text}"
+        );
+        assert!(text.contains("at most 1,024 bytes"), "{text}");
+    }
+
+    let path = inventory(
+        dir.path(),
+        "Bucket, Key",
+        &[gz(&format!(
+            "\"bkt\",\"a\"\n\"bkt\",\"{}\"\n",
+            "%2F".repeat(1025)
+        ))],
+    );
+    let text = err_text(read_all(&path));
+    assert!(text.contains("file0.csv.gz line 2: "), "{text}");
+    assert!(text.contains("1025 bytes long once decoded"), "{text}");
+}
