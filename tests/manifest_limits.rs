@@ -1,12 +1,14 @@
-//! What a manifest may not hold, through the real binary: keys S3 cannot have. Each is
-//! refused at `job create`, naming the file and the line, and leaves a Failed job with no
-//! task.
+//! What a manifest may not hold, through the real binary: keys S3 cannot have, records too
+//! long to buffer, a quoted field the file never closes. Each is refused at `job create`,
+//! naming the file and the line, and leaves a Failed job with no task.
 
 mod common;
 
 use std::path::Path;
 
 use common::{Env, gz};
+
+const LIMIT: usize = 1 << 20;
 
 /// Runs `job create` on a manifest that must be refused; checks the exit code, that no id
 /// was printed, and that the error and the job's failure reason say `expected`. Gives the
@@ -109,4 +111,58 @@ fn keys_over_1024_bytes_are_refused_at_job_create() {
             "at most 1,024 bytes",
         ],
     );
+}
+
+#[test]
+fn a_record_over_1_mib_is_refused_while_it_is_read() {
+    let env = Env::new();
+    let long_line = env.write(
+        "long.csv",
+        format!("bkt,a\nbkt,{}\nbkt,b\n", "k".repeat(2 * LIMIT)).as_bytes(),
+    );
+    refused(
+        &env,
+        &long_line,
+        &["long.csv line 2: ", "longer than 1 MiB"],
+    );
+
+    // Newlines inside quotes do not end a record: it is named by the line it starts on.
+    let many_lines = env.write(
+        "lines.csv",
+        format!("bkt,a\n\nbkt,\"{}\"\n", "x\n".repeat(LIMIT)).as_bytes(),
+    );
+    refused(
+        &env,
+        &many_lines,
+        &["lines.csv line 3: ", "longer than 1 MiB"],
+    );
+
+    // In a gzip data file the error is the record's, not a damaged file's.
+    let rows = format!("\"bkt\",\"a\"\n\"bkt\",\"{}\"\n", "k".repeat(2 * LIMIT));
+    let inventory = env.inventory("Bucket, Key", &[gz(&rows)]);
+    let error = refused(
+        &env,
+        &inventory,
+        &["part0.csv.gz line 2: ", "longer than 1 MiB"],
+    );
+    assert!(!error.contains("gzip"), "{error}");
+}
+
+#[test]
+fn an_unclosed_quote_at_the_end_of_the_file_is_refused() {
+    let env = Env::new();
+    for (name, text) in [
+        ("bare.csv", "bkt,a\nbkt,\"abc"),
+        ("newline.csv", "bkt,a\nbkt,\"abc\n"),
+    ] {
+        let manifest = env.write(name, text.as_bytes());
+        refused(
+            &env,
+            &manifest,
+            &[&format!("{name} line 2: "), "never closed"],
+        );
+    }
+
+    let inventory = env.inventory("Bucket, Key", &[gz("\"bkt\",\"a\"\n\"bkt\",\"abc\n")]);
+    refused(&env, &inventory, &["part0.csv.gz line 2: ", "never closed"]);
 }

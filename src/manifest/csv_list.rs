@@ -50,18 +50,8 @@ impl CsvList {
         let mut record = csv::ByteRecord::new();
         // (line, versioned) of the first row, to hold every later row to the same choice.
         let mut first: Option<(u64, bool)> = None;
-        loop {
-            let line = match next_record(&mut reader, &mut record) {
-                Ok(None) => break,
-                Ok(Some(line)) => line,
-                Err((line, e)) => {
-                    return Err(ManifestError::row(
-                        path,
-                        line,
-                        format!("not valid CSV: {e}"),
-                    ));
-                }
-            };
+        while let Some(line) = next_record(&mut reader, &mut record, path, "cannot read the file")?
+        {
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }

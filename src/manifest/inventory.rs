@@ -196,23 +196,21 @@ impl Inventory {
             .from_reader(LineCounter::new(gz));
         let mut record = csv::ByteRecord::new();
         let outcome = loop {
-            match next_record(&mut reader, &mut record) {
+            let line = match next_record(
+                &mut reader,
+                &mut record,
+                path,
+                "cannot decompress the gzip data",
+            ) {
                 Ok(None) => break Ok(()),
-                Ok(Some(line)) => {
-                    let row = self
-                        .parse_record(&record)
-                        .map_err(|m| ManifestError::row(path, line, m));
-                    if let Err(e) = row.and_then(&mut *sink) {
-                        break Err(e);
-                    }
-                }
-                Err((line, e)) => {
-                    let message = match e.kind() {
-                        csv::ErrorKind::Io(io) => format!("cannot decompress the gzip data: {io}"),
-                        _ => format!("not valid CSV: {e}"),
-                    };
-                    break Err(ManifestError::row(path, line, message));
-                }
+                Ok(Some(line)) => line,
+                Err(e) => break Err(e),
+            };
+            let row = self
+                .parse_record(&record)
+                .map_err(|m| ManifestError::row(path, line, m));
+            if let Err(e) = row.and_then(&mut *sink) {
+                break Err(e);
             }
         };
         if let Err(ManifestError::Stopped(_)) = outcome {
