@@ -7,10 +7,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use super::inventory::absolute;
-use super::keycode::decode_key;
 use super::{
     Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
-    RowKind, next_record,
+    RowKind, next_record, object_key,
 };
 
 #[derive(Debug)]
@@ -51,18 +50,8 @@ impl CsvList {
         let mut record = csv::ByteRecord::new();
         // (line, versioned) of the first row, to hold every later row to the same choice.
         let mut first: Option<(u64, bool)> = None;
-        loop {
-            let line = match next_record(&mut reader, &mut record) {
-                Ok(None) => break,
-                Ok(Some(line)) => line,
-                Err((line, e)) => {
-                    return Err(ManifestError::row(
-                        path,
-                        line,
-                        format!("not valid CSV: {e}"),
-                    ));
-                }
-            };
+        while let Some(line) = next_record(&mut reader, &mut record, path, "cannot read the file")?
+        {
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }
@@ -133,7 +122,7 @@ fn parse_record(record: &csv::ByteRecord, is_first: bool) -> Result<Entry, Strin
     if bucket.is_empty() {
         return Err("the bucket field is empty".into());
     }
-    let key = decode_key(raw_key).map_err(|e| format!("key {raw_key:?}: {e}"))?;
+    let key = object_key(raw_key)?;
     let version_id = match record.len() {
         3 | 7 => Some(text(2)?.trim())
             .filter(|v| !v.is_empty())

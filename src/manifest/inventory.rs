@@ -10,10 +10,9 @@ use flate2::read::MultiGzDecoder;
 use md5::Digest;
 use serde::Deserialize;
 
-use super::keycode::decode_key;
 use super::{
     Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
-    RowKind, hex, next_record,
+    RowKind, hex, next_record, object_key,
 };
 use crate::sse::SseMode;
 
@@ -197,23 +196,21 @@ impl Inventory {
             .from_reader(LineCounter::new(gz));
         let mut record = csv::ByteRecord::new();
         let outcome = loop {
-            match next_record(&mut reader, &mut record) {
+            let line = match next_record(
+                &mut reader,
+                &mut record,
+                path,
+                "cannot decompress the gzip data",
+            ) {
                 Ok(None) => break Ok(()),
-                Ok(Some(line)) => {
-                    let row = self
-                        .parse_record(&record)
-                        .map_err(|m| ManifestError::row(path, line, m));
-                    if let Err(e) = row.and_then(&mut *sink) {
-                        break Err(e);
-                    }
-                }
-                Err((line, e)) => {
-                    let message = match e.kind() {
-                        csv::ErrorKind::Io(io) => format!("cannot decompress the gzip data: {io}"),
-                        _ => format!("not valid CSV: {e}"),
-                    };
-                    break Err(ManifestError::row(path, line, message));
-                }
+                Ok(Some(line)) => line,
+                Err(e) => break Err(e),
+            };
+            let row = self
+                .parse_record(&record)
+                .map_err(|m| ManifestError::row(path, line, m));
+            if let Err(e) = row.and_then(&mut *sink) {
+                break Err(e);
             }
         };
         if let Err(ManifestError::Stopped(_)) = outcome {
@@ -261,7 +258,7 @@ impl Inventory {
 
         let bucket = non_empty(Column::Bucket)?.ok_or("the Bucket field is empty")?;
         let raw_key = field(Column::Key)?.unwrap_or_default();
-        let key = decode_key(raw_key).map_err(|e| format!("key {raw_key:?}: {e}"))?;
+        let key = object_key(raw_key)?;
         let is_delete_marker = parse_bool(field(Column::IsDeleteMarker)?, Column::IsDeleteMarker)?;
         let is_latest = parse_bool(field(Column::IsLatest)?, Column::IsLatest)?;
         let kind = if is_delete_marker == Some(true) {

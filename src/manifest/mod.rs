@@ -2,7 +2,8 @@
 //! list into a stream of [`Row`]s, checking everything that can be checked on the way
 //! (checksums, schema, encoding). Knows nothing of jobs or of the job store.
 //!
-//! Reading streams: memory does not grow with the size of the manifest.
+//! Reading streams: memory grows neither with the size of the manifest nor with the length of
+//! a line, since a record longer than [`MAX_RECORD_BYTES`] is refused as it is read.
 
 pub mod csv_list;
 pub mod filter;
@@ -17,6 +18,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::sse::SseMode;
+use keycode::decode_key;
 
 pub use filter::Filter;
 
@@ -268,14 +270,88 @@ impl<R: Read> Read for Md5Reader<R> {
     }
 }
 
+/// The most bytes an S3 object key may have.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The most bytes one CSV record may take before it is refused. The csv crate holds a whole
+/// record in memory, so without a bound one endless line is read into memory whole. An
+/// inventory row of every column, its base64 ACL included, takes a few KiB.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Decodes a row's key field. A key S3 cannot hold is refused here, so that the job does
+/// not start, rather than failing later task by task.
+pub(crate) fn object_key(raw: &str) -> Result<String, String> {
+    let key = decode_key(raw).map_err(|e| format!("key {raw:?}: {e}"))?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "the key is {} bytes long once decoded; S3 keys are at most 1,024 bytes",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// A CSV record that [`LineCounter`] refuses. It reaches the reader's caller inside the
+/// `io::Error` the csv crate passes through, and is told apart from other I/O errors by type.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+enum RecordError {
+    #[error(
+        "this record is longer than 1 MiB ({MAX_RECORD_BYTES} bytes), the most one manifest row \
+         may take"
+    )]
+    TooLong { line: u64 },
+    #[error("a quoted field starts on this line and is never closed: the file ends inside it")]
+    UnclosedQuote { line: u64 },
+}
+
+impl RecordError {
+    fn line(self) -> u64 {
+        match self {
+            RecordError::TooLong { line } | RecordError::UnclosedQuote { line } => line,
+        }
+    }
+}
+
+/// Where a [`LineCounter`] is in the CSV syntax. These are csv_core's rules for the reader
+/// the manifests use: `,` between fields, `"` as the quote, `""` inside quotes as an
+/// escaped quote, `\r` or `\n` ending a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    /// Between records, where line ends are blank lines and not records.
+    BetweenRecords,
+    /// At a field's first byte: the only place where a quote opens a quoted field.
+    FieldStart,
+    /// In an unquoted field, or after a quoted field's closing quote: bytes are literal up
+    /// to the delimiter or the end of the record.
+    Unquoted,
+    /// Inside quotes, where only a quote matters.
+    Quoted,
+    /// Just after a quote inside quotes: a second quote is an escaped quote, anything else
+    /// means the first one closed the field.
+    QuoteInQuoted,
+}
+
 /// Counts lines in what is read through it, so that a CSV record's line can be named
-/// exactly (the csv crate's own count drifts on blank lines).
+/// exactly (the csv crate's own count drifts on blank lines). It follows the CSV syntax to
+/// find where records start and end, and refuses a record longer than [`MAX_RECORD_BYTES`]
+/// before the csv crate buffers more of it, and a quoted field still open at the end.
 pub(crate) struct LineCounter<R> {
     inner: R,
+    /// Bytes handed on so far.
     read: u64,
     /// Offsets of newlines read but not yet passed by a query.
     ahead: std::collections::VecDeque<u64>,
     passed: u64,
+    syntax: Syntax,
+    /// The line the scan is on.
+    line: u64,
+    /// Offset and line of the first byte of the record being scanned.
+    record_start: u64,
+    record_line: u64,
+    /// The line where the quoted field being scanned opened.
+    quote_line: u64,
+    /// Once a record is refused, every later read fails the same way.
+    refused: Option<RecordError>,
 }
 
 impl<R: Read> LineCounter<R> {
@@ -285,6 +361,12 @@ impl<R: Read> LineCounter<R> {
             read: 0,
             ahead: Default::default(),
             passed: 0,
+            syntax: Syntax::BetweenRecords,
+            line: 1,
+            record_start: 0,
+            record_line: 1,
+            quote_line: 1,
+            refused: None,
         }
     }
 
@@ -311,31 +393,139 @@ impl<R: Read> LineCounter<R> {
     fn current_line(&self) -> u64 {
         self.passed + 1
     }
+
+    /// Follows the syntax through `bytes`, the next bytes read. Gives how many of them may be
+    /// handed on: all, or those up to the limit of a record found too long.
+    fn scan(&mut self, bytes: &[u8]) -> usize {
+        let mut i = 0;
+        while i < bytes.len() {
+            // Inside a field only a few bytes matter; skip to the next of them.
+            let skip = match self.syntax {
+                Syntax::Unquoted => memchr::memchr3(b',', b'\r', b'\n', &bytes[i..]),
+                Syntax::Quoted => memchr::memchr2(b'"', b'\n', &bytes[i..]),
+                _ => Some(0),
+            };
+            let Some(skip) = skip else { break };
+            i += skip;
+            let b = bytes[i];
+            let ends_record = match (self.syntax, b) {
+                (Syntax::BetweenRecords, b'\r' | b'\n') => false,
+                (Syntax::BetweenRecords, _) => {
+                    self.record_start = self.read + i as u64;
+                    self.record_line = self.line;
+                    self.syntax = Syntax::FieldStart;
+                    continue;
+                }
+                (Syntax::Quoted, b'"') => {
+                    self.syntax = Syntax::QuoteInQuoted;
+                    false
+                }
+                (Syntax::Quoted, _) => false,
+                (Syntax::QuoteInQuoted, b'"') => {
+                    self.syntax = Syntax::Quoted;
+                    false
+                }
+                (Syntax::FieldStart, b'"') => {
+                    self.quote_line = self.line;
+                    self.syntax = Syntax::Quoted;
+                    false
+                }
+                (_, b',') => {
+                    self.syntax = Syntax::FieldStart;
+                    false
+                }
+                (_, b'\r' | b'\n') => true,
+                _ => {
+                    self.syntax = Syntax::Unquoted;
+                    false
+                }
+            };
+            if ends_record {
+                if let Some(allowed) = self.over_limit(i) {
+                    return allowed;
+                }
+                self.syntax = Syntax::BetweenRecords;
+            }
+            if b == b'\n' {
+                self.ahead.push_back(self.read + i as u64);
+                self.line += 1;
+            }
+            i += 1;
+        }
+        if self.syntax != Syntax::BetweenRecords
+            && let Some(allowed) = self.over_limit(bytes.len())
+        {
+            return allowed;
+        }
+        bytes.len()
+    }
+
+    /// Refuses the record being scanned if it is longer than the limit when it reaches
+    /// `end`, an index into the bytes being scanned; then gives how many of those bytes may
+    /// be handed on, so that the reader buffers no more of the record than the limit.
+    fn over_limit(&mut self, end: usize) -> Option<usize> {
+        let len = self.read + end as u64 - self.record_start;
+        (len > MAX_RECORD_BYTES).then(|| {
+            self.refused = Some(RecordError::TooLong {
+                line: self.record_line,
+            });
+            (self.record_start + MAX_RECORD_BYTES - self.read) as usize
+        })
+    }
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(refused) = self.refused {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, refused));
+        }
         let n = self.inner.read(buf)?;
-        let base = self.read;
-        self.ahead
-            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
-        self.read += n as u64;
-        Ok(n)
+        if n == 0 && !buf.is_empty() && self.syntax == Syntax::Quoted {
+            self.refused = Some(RecordError::UnclosedQuote {
+                line: self.quote_line,
+            });
+        }
+        let handed_on = self.scan(&buf[..n]);
+        self.read += handed_on as u64;
+        match self.refused {
+            // What comes before the refused record is handed on first: its rows are read,
+            // and a bad one among them is the error reported.
+            Some(refused) if handed_on == 0 => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, refused))
+            }
+            _ => Ok(handed_on),
+        }
     }
 }
 
 /// Reads the next record of a CSV reader over a [`LineCounter`]; gives the line it starts on.
+/// `io_failure` says what an I/O error from below the reader means for this file.
 pub(crate) fn next_record<R: Read>(
     reader: &mut csv::Reader<LineCounter<R>>,
     record: &mut csv::ByteRecord,
-) -> Result<Option<u64>, (u64, csv::Error)> {
+    path: &Path,
+    io_failure: &str,
+) -> Result<Option<u64>, ManifestError> {
     match reader.read_byte_record(record) {
         Ok(false) => Ok(None),
         Ok(true) => {
             let end = reader.position().byte();
             Ok(Some(reader.get_mut().record_start_line(end, record)))
         }
-        Err(e) => Err((reader.get_ref().current_line(), e)),
+        Err(e) => {
+            let line = reader.get_ref().current_line();
+            Err(match e.kind() {
+                csv::ErrorKind::Io(io) => {
+                    match io.get_ref().and_then(|e| e.downcast_ref::<RecordError>()) {
+                        Some(&refused) => {
+                            ManifestError::row(path, refused.line(), refused.to_string())
+                        }
+                        None => ManifestError::row(path, line, format!("{io_failure}: {io}")),
+                    }
+                }
+                _ => ManifestError::row(path, line, format!("not valid CSV: {e}")),
+            })
+        }
     }
 }
 

@@ -423,3 +423,137 @@ fn line_numbers_count_blank_lines_and_quoted_newlines() {
     let text = err_text(read_all(&path));
     assert!(text.contains("list.csv line 3:"), "{text}");
 }
+
+#[test]
+fn quotes_open_a_field_only_at_its_start_as_the_csv_crate_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A quote inside an unquoted field is a byte of the key; after a closing quote, bytes
+    // are literal up to the delimiter; `""` inside quotes is one quote. None of these
+    // leaves a quote open at the end.
+    let path = csv_file(
+        dir.path(),
+        "bkt,a\"b\nbkt,\"c\"d\"e\nbkt,\"f\"\"g\"\nbkt,\"h\"\"\"\r\n\r\nbkt,i\"",
+    );
+    let keys: Vec<String> = read_all(&path)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.key)
+        .collect();
+    assert_eq!(keys, ["a\"b", "cd\"e", "f\"g", "h\"", "i\""]);
+}
+
+#[test]
+fn an_unclosed_quote_at_the_end_names_the_line_it_opens_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, line) in [
+        ("bkt,a\nbkt,\"abc", 2),
+        ("bkt,a\nbkt,\"abc\n", 2),
+        ("bkt,\"two\nlines\"\nbkt,\"abc\n\n", 3),
+        ("bkt,a\nbkt,\"x\"\"y", 2),
+        ("bkt,a\n\nbkt,b,\"v1\nv2\n", 3),
+    ] {
+        let text_err = err_text(read_all(&csv_file(dir.path(), text)));
+        assert!(
+            text_err.contains(&format!("list.csv line {line}: ")),
+            "{text:?}: {text_err}"
+        );
+        assert!(text_err.contains("never closed"), "{text:?}: {text_err}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = inventory(
+        dir.path(),
+        "Bucket, Key",
+        &[gz("\"bkt\",\"a\"\n\"bkt\",\"abc\n")],
+    );
+    let text = err_text(read_all(&path));
+    assert!(text.contains("file0.csv.gz line 2: "), "{text}");
+    assert!(text.contains("never closed"), "{text}");
+    assert!(!text.contains("gzip"), "{text}");
+}
+
+#[test]
+fn keys_over_1024_bytes_are_refused_with_their_decoded_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let at_limit = "k".repeat(MAX_KEY_BYTES);
+    let encoded_at_limit = "%C3%A9".repeat(MAX_KEY_BYTES / 2);
+    let path = csv_file(
+        dir.path(),
+        &format!("bkt,{at_limit}\nbkt,{encoded_at_limit}\n"),
+    );
+    let rows = read_all(&path).unwrap();
+    assert_eq!(rows[0].entry.key.len(), MAX_KEY_BYTES);
+    assert_eq!(rows[1].entry.key, "é".repeat(MAX_KEY_BYTES / 2));
+
+    for (key, len) in [
+        ("k".repeat(MAX_KEY_BYTES + 1), 1025),
+        (format!("{encoded_at_limit}%41"), 1025),
+        (format!("{}+", "a".repeat(2000)), 2001),
+    ] {
+        let text = err_text(read_all(&csv_file(
+            dir.path(),
+            &format!("bkt,a\nbkt,{key}\n"),
+        )));
+        assert!(text.contains("list.csv line 2: "), "{text}");
+        assert!(
+            text.contains(&format!("{len} bytes long once decoded")),
+            "{text}"
+        );
+        assert!(text.contains("at most 1,024 bytes"), "{text}");
+    }
+
+    let path = inventory(
+        dir.path(),
+        "Bucket, Key",
+        &[gz(&format!(
+            "\"bkt\",\"a\"\n\"bkt\",\"{}\"\n",
+            "%2F".repeat(1025)
+        ))],
+    );
+    let text = err_text(read_all(&path));
+    assert!(text.contains("file0.csv.gz line 2: "), "{text}");
+    assert!(text.contains("1025 bytes long once decoded"), "{text}");
+}
+
+#[test]
+fn a_record_over_the_limit_is_refused_at_the_line_it_starts_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = MAX_RECORD_BYTES as usize;
+    // A record of exactly the limit is read (and its key refused); one byte more is not.
+    let exact = format!("bkt,a\nbkt,{}\n", "k".repeat(limit - 4));
+    let text = err_text(read_all(&csv_file(dir.path(), &exact)));
+    assert!(text.contains("list.csv line 2: "), "{text}");
+    assert!(text.contains("bytes long once decoded"), "{text}");
+    for (text, line) in [
+        (format!("bkt,a\nbkt,{}\nbkt,b\n", "k".repeat(limit - 3)), 2),
+        (format!("bkt,a\nbkt,{}", "k".repeat(limit - 3)), 2),
+        // A quoted field's newlines are inside the record: it is named by its first line.
+        (
+            format!("bkt,a\n\nbkt,\"{}\"\n", "line\n".repeat(limit / 5)),
+            3,
+        ),
+    ] {
+        let message = err_text(read_all(&csv_file(dir.path(), &text)));
+        assert!(
+            message.contains(&format!("list.csv line {line}: ")),
+            "{message}"
+        );
+        assert!(message.contains("longer than 1 MiB"), "{message}");
+    }
+
+    // The rows before it are read first: a bad one there is the error.
+    let text = format!("bkt,a\nbkt,%zz\nbkt,{}\n", "k".repeat(limit));
+    let message = err_text(read_all(&csv_file(dir.path(), &text)));
+    assert!(message.contains("list.csv line 2: "), "{message}");
+    assert!(message.contains("percent-escape"), "{message}");
+
+    let data = gz(&format!(
+        "\"bkt\",\"a\"\n\"bkt\",\"b\"\n\"bkt\",\"{}\"\n",
+        "k".repeat(limit)
+    ));
+    let path = inventory(dir.path(), "Bucket, Key", &[data]);
+    let message = err_text(read_all(&path));
+    assert!(message.contains("file0.csv.gz line 3: "), "{message}");
+    assert!(message.contains("longer than 1 MiB"), "{message}");
+    assert!(!message.contains("gzip"), "{message}");
+}
