@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod crypto;
+pub mod durable;
+pub mod encoding;
 pub mod job;
 pub mod manifest;
 pub mod runner;
@@ -13,3 +15,4 @@ pub mod serve;
 pub mod sse;
 pub mod store;
 pub mod target;
+pub mod time;

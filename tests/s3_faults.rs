@@ -127,7 +127,7 @@ fn report_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
 }
 
 fn decode(key: &str) -> String {
-    reseal::manifest::keycode::decode_key(key).unwrap()
+    reseal::encoding::decode_key(key).unwrap()
 }
 
 /// 300 objects through a proxy that fails about one request in seven (503 SlowDown, 500

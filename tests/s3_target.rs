@@ -354,7 +354,7 @@ fn every_mode_from_every_mode(f: &Fixture) {
             run.stderr
         );
         for row in &rows {
-            let key = reseal::manifest::keycode::decode_key(&row[1]).unwrap();
+            let key = reseal::encoding::decode_key(&row[1]).unwrap();
             let (_, _, source) = objects.iter().find(|(k, _, _)| *k == key).unwrap();
             assert_eq!(row[3], "succeeded", "{spec} {key}: {row:?}");
             let already = spec == "sse-s3"
@@ -589,7 +589,7 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
     // A CSV manifest on S3; the report goes to S3.
     let csv: String = keys
         .iter()
-        .map(|k| format!("data,{}\n", reseal::manifest::keycode::encode_key(k)))
+        .map(|k| format!("data,{}\n", reseal::encoding::encode_key(k)))
         .collect();
     put("inventory", "lists/objects.csv", csv.into_bytes());
     let env = Env::new();
@@ -637,7 +637,7 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
         .map(|k| {
             format!(
                 "\"data\",\"{}\",\"NOT-SSE\"\n",
-                reseal::manifest::keycode::encode_key(k)
+                reseal::encoding::encode_key(k)
             )
         })
         .collect();
@@ -1009,7 +1009,7 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     }
     let rows = report_rows(&report);
     for (key, _) in &objects {
-        let encoded = reseal::manifest::keycode::encode_key(key);
+        let encoded = reseal::encoding::encode_key(key);
         let row = rows.iter().find(|r| r[1] == encoded).unwrap();
         assert_eq!(row[3], "failed", "{row:?}");
         assert!(

@@ -16,9 +16,9 @@ use super::args::{Output, RunOptionArgs, StoreArgs, TargetArgs};
 use super::store::StoreCommand;
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
+use crate::encoding::encode_key;
 use crate::job::{JobSpec, JobStore, NewJob, ReportScope, ReportSpec};
 use crate::manifest::Filter;
-use crate::manifest::keycode::encode_key;
 use crate::sse::{CustomerKeyRef, CustomerKeySource, SseSpec};
 use crate::store::{Encryption, PutOptions, Store};
 
@@ -281,7 +281,7 @@ fn write_inventory(
         "files": [{
             "key": format!("{BUCKET}/all-objects/data/{name}"),
             "size": data.len(),
-            "MD5checksum": crate::manifest::hex(&Md5::digest(&data)),
+            "MD5checksum": crate::encoding::hex(&Md5::digest(&data)),
         }],
     });
     let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
@@ -289,7 +289,7 @@ fn write_inventory(
     std::fs::write(&path, &text)?;
     std::fs::write(
         date_dir.join("manifest.checksum"),
-        crate::manifest::hex(&Md5::digest(&text)),
+        crate::encoding::hex(&Md5::digest(&text)),
     )?;
     Ok(path)
 }

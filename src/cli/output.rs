@@ -6,8 +6,9 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{CliError, CliResult};
-use crate::job::{IngestCounts, Job, JobSpec, JobStatus, TaskCounts, format_time};
+use crate::job::{IngestCounts, Job, JobSpec, JobStatus, TaskCounts};
 use crate::manifest::ManifestSummary;
+use crate::time::format_time;
 
 /// A job as `describe` and `list --output json` show it.
 #[derive(Debug, Serialize)]

@@ -11,12 +11,12 @@ use super::args::{Output, StoreArgs};
 use super::output::{emit, human_bytes, print_json};
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
-use crate::job::format_time;
 use crate::sse::{CustomerKeySource, SseSpec};
 use crate::store::{
     DefaultEncryption, Encryption, ObjectMeta, PutOptions, Reencrypt, ReencryptMethod, SseState,
     Store, StoreError,
 };
+use crate::time::format_time;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -535,7 +535,7 @@ pub fn parse_range(text: &str, size: u64) -> Result<std::ops::Range<u64>, CliErr
     Ok(range)
 }
 
-fn tempfile_in(dir: &Path) -> Result<crate::store::atomic::AtomicFile, CliError> {
-    crate::store::atomic::AtomicFile::create(dir)
+fn tempfile_in(dir: &Path) -> Result<crate::durable::AtomicFile, CliError> {
+    crate::durable::AtomicFile::create(dir)
         .map_err(|e| CliError::failed(format!("{}: {e}", dir.display())))
 }

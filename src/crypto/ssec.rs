@@ -203,6 +203,7 @@ impl<'de> Deserialize<'de> for KeyFingerprint {
 mod tests {
     use super::*;
     use crate::crypto::{DataKey, KeyContext, Mode, open_data_key, seal_data_key};
+    use crate::encoding::hex;
 
     #[test]
     fn fingerprint_recognises_the_key_and_refuses_another() {
@@ -267,10 +268,6 @@ mod tests {
     }
 
     const HKDF_EXPECTED: &str = "9fbdde49647f72e933e069e4af81a3a8889185a15dbd64d855909d3aa469f61c";
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
 
     #[test]
     fn md5_header_value() {

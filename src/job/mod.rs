@@ -11,10 +11,3 @@ pub use model::{
     TaskRecord, TaskResult, TaskState,
 };
 pub use store::{JobStore, NewJob, StoreError};
-
-/// Formats milliseconds since the epoch as an RFC 3339 UTC time, to the second.
-pub fn format_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| ms.to_string())
-}

@@ -16,6 +16,7 @@ use super::model::{
     TaskState,
 };
 use crate::manifest::{Entry, ManifestSummary};
+use crate::time::now_ms;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -656,8 +657,4 @@ fn create_private_file(path: &PathBuf) -> Result<(), String> {
         .open(path)
         .map(drop)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))
-}
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

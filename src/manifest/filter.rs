@@ -103,11 +103,11 @@ impl Filter {
         if let Some(t) = self.modified_after {
             parts.push(format!(
                 "modified at or after {}",
-                crate::job::format_time(t)
+                crate::time::format_time(t)
             ));
         }
         if let Some(t) = self.modified_before {
-            parts.push(format!("modified before {}", crate::job::format_time(t)));
+            parts.push(format!("modified before {}", crate::time::format_time(t)));
         }
         if !self.storage_classes.is_empty() {
             parts.push(format!("storage class {}", self.storage_classes.join("|")));

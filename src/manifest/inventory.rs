@@ -283,7 +283,7 @@ impl Inventory {
             None => None,
         };
         let last_modified = match non_empty(Column::LastModifiedDate)? {
-            Some(s) => Some(parse_timestamp(s).ok_or_else(|| {
+            Some(s) => Some(crate::time::parse_rfc3339(s).ok_or_else(|| {
                 format!("LastModifiedDate {s:?} is not an ISO 8601 time such as 2024-05-01T12:00:00.000Z")
             })?),
             None => None,
@@ -315,13 +315,6 @@ fn parse_bool(value: Option<&str>, column: Column) -> Result<Option<bool>, Strin
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
         Some(v) => Err(format!("{column} {v:?} is neither true nor false")),
     }
-}
-
-/// Parses an RFC 3339 time into milliseconds since the epoch.
-pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp_millis())
 }
 
 fn check_manifest_checksum(path: &Path, md5: &str) -> Result<(), ManifestError> {

@@ -8,17 +8,18 @@
 pub mod csv_list;
 pub mod filter;
 pub mod inventory;
-pub mod keycode;
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
+
+pub(crate) use crate::encoding::hex;
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::decode_key;
 use crate::sse::SseMode;
-use keycode::decode_key;
 
 pub use filter::Filter;
 
@@ -527,16 +528,6 @@ pub(crate) fn next_record<R: Read>(
             })
         }
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 pub(crate) fn md5_file(path: &Path) -> Result<String, ManifestError> {

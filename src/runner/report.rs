@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use crate::durable;
+use crate::encoding::encode_key;
 use crate::job::{Job, JobStore, ReportScope, StoreError, TaskState};
-use crate::manifest::keycode::encode_key;
-use crate::store::atomic;
 
 pub const REPORT_SCHEMA: &str =
     "Bucket, Key, VersionId, TaskStatus, HTTPStatusCode, ErrorCode, ResultMessage";
@@ -91,10 +91,10 @@ pub async fn write_report(
         if rows.is_empty() {
             continue;
         }
-        let md5 = crate::manifest::hex(&Md5::digest(&rows));
+        let md5 = crate::encoding::hex(&Md5::digest(&rows));
         let name = format!("{status}-{md5}.csv");
         let path = results_dir.join(&name);
-        atomic::write_file(&tmp, &path, &rows).map_err(io(&path))?;
+        durable::write_file(&tmp, &path, &rows).map_err(io(&path))?;
         results.push(serde_json::json!({
             "TaskExecutionStatus": status,
             "Bucket": dest.display().to_string(),
@@ -110,7 +110,7 @@ pub async fn write_report(
     });
     let path = dir.join("manifest.json");
     let text = serde_json::to_vec_pretty(&manifest).expect("a report manifest serialises");
-    atomic::write_file(&tmp, &path, &text).map_err(io(&path))?;
+    durable::write_file(&tmp, &path, &text).map_err(io(&path))?;
     Ok(path)
 }
 

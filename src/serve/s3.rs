@@ -17,7 +17,7 @@ use super::Connection;
 use super::error::{error, from_store, internal};
 use super::sse::{CustomerHeaders, Described, KeyArns, requested};
 use crate::crypto::CustomerKey;
-use crate::manifest::keycode;
+use crate::encoding;
 use crate::store::{
     ByteRange, CopyRequest, DefaultEncryption, Encryption, GetRequest, ObjectMeta, PutOptions,
     ReadConditions, Reencrypt, ReencryptMethod, SseState, Store, StoreError, WriteCondition,
@@ -175,7 +175,7 @@ fn tags_from_header(text: Option<&str>) -> S3Result<BTreeMap<String, String>> {
     for pair in text.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
-            keycode::decode_key(s)
+            encoding::decode_key(s)
                 .map_err(|_| error(S3ErrorCode::InvalidArgument, "invalid x-amz-tagging header"))
         };
         tags.insert(decode(k)?, decode(v)?);
@@ -298,7 +298,7 @@ fn content_md5_hex(md5: Option<&str>) -> S3Result<Option<String>> {
             .decode(m)
             .ok()
             .filter(|b| b.len() == 16)
-            .map(|b| crate::store::hex(&b))
+            .map(|b| crate::encoding::hex(&b))
             .ok_or_else(|| {
                 error(
                     S3ErrorCode::InvalidDigest,
@@ -729,7 +729,7 @@ impl S3 for Endpoint {
             .encoding_type
             .as_ref()
             .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let enc = |s: String| if url { keycode::encode_key(&s) } else { s };
+        let enc = |s: String| if url { encoding::encode_key(&s) } else { s };
         let key_count = (page.objects.len() + page.prefixes.len()) as i32;
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),

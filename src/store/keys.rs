@@ -10,7 +10,7 @@
 //!   read-modify-write updates by several processes do not lose each other's changes.
 //!
 //! Every file is written with mode 0600, the keyrings and key files through
-//! [`atomic::write_file`]. No key bytes are stored unsealed, logged, audited or put in an
+//! [`durable::write_file`]. No key bytes are stored unsealed, logged, audited or put in an
 //! error; the only secret that leaves this module is a [`DataKey`] handed to the caller.
 //!
 //! Must not touch: objects, buckets, the rest of the store's layout.
@@ -28,10 +28,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::atomic;
 use crate::crypto::{
     self, DataKey, KeyContext, Keyring, MasterKey, Mode, SealedKey, open_data_key, seal_data_key,
 };
+use crate::durable;
 
 /// The alias of the KMS key used when none is named, as AWS names its S3 default key.
 pub const DEFAULT_KMS_ALIAS: &str = "alias/aws/s3";
@@ -468,10 +468,10 @@ impl KeyManager {
                 return Err(KeyError::AlreadyInitialised { store });
             }
             let keyring = Keyring::create(Keyring::ROOT_ID)?;
-            atomic::write_file(tmp, &root_path, &keyring.seal(&master)?)
+            durable::write_file(tmp, &root_path, &keyring.seal(&master)?)
                 .map_err(io_error(&root_path))?;
             // `keys/` itself may be new.
-            atomic::sync_dir(&store).map_err(io_error(&store))?;
+            durable::sync_dir(&store).map_err(io_error(&store))?;
         }
         // `open` creates the default KMS key.
         Self::open(dir, tmp, master)
@@ -556,7 +556,7 @@ impl KeyManager {
         let mut fresh = load_root(&self.dir, &self.master)?;
         let version = fresh.keyring.rotate()?;
         let path = self.dir.join(ROOT_FILE);
-        atomic::write_file(&self.tmp, &path, &fresh.keyring.seal(&self.master)?)
+        durable::write_file(&self.tmp, &path, &fresh.keyring.seal(&self.master)?)
             .map_err(io_error(&path))?;
         fresh.stamp = FileStamp::of(&fs::metadata(&path).map_err(io_error(&path))?);
         *self.root.get_mut().unwrap_or_else(PoisonError::into_inner) = fresh;
@@ -942,7 +942,7 @@ impl KeyManager {
         let path = self.key_path(&file.id);
         let mut bytes = serde_json::to_vec_pretty(file).expect("key files serialise");
         bytes.push(b'\n');
-        atomic::write_file(&self.tmp, &path, &bytes).map_err(io_error(&path))
+        durable::write_file(&self.tmp, &path, &bytes).map_err(io_error(&path))
     }
 
     /// Runs `f` with the root keyring, read again first if another process replaced

@@ -18,7 +18,6 @@
 //! commit point; data files are written first, under a fresh id, and never changed. Must
 //! not touch jobs or S3; prints nothing.
 
-pub mod atomic;
 pub mod keys;
 pub mod multipart;
 pub mod object;
@@ -34,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::crypto::{self, CustomerKey, DataKey, Engine, KeyFingerprint, MasterKey, Mode};
+use crate::durable::{self, AtomicFile};
+use crate::encoding::{hex, unhex};
 use crate::sse::SseMode;
-use atomic::AtomicFile;
 use keys::{KeyError, KeyManager};
 use object::MetaMacKey;
 pub use object::{DataPart, ObjectMeta, SseState};
@@ -374,9 +374,8 @@ impl Store {
         let tmp = dir.join("tmp");
         let mac = MetaMacKey::derive(&master);
         let keys = KeyManager::init(&dir.join("keys"), &tmp, master)?;
-        let marker =
-            serde_json::json!({ "format": FORMAT, "created": crate::job::store::now_ms() });
-        atomic::write_file(&tmp, &dir.join(STORE_FILE), marker.to_string().as_bytes())
+        let marker = serde_json::json!({ "format": FORMAT, "created": crate::time::now_ms() });
+        durable::write_file(&tmp, &dir.join(STORE_FILE), marker.to_string().as_bytes())
             .map_err(io_err(&dir.join(STORE_FILE)))?;
         Ok(Store {
             root: dir.to_path_buf(),
@@ -466,18 +465,18 @@ impl Store {
         }
         let info = BucketInfo {
             name: name.to_owned(),
-            created: crate::job::store::now_ms(),
+            created: crate::time::now_ms(),
             default_encryption: default.unwrap_or(DefaultEncryption::SseS3),
         };
         self.write_bucket_info(&info)?;
-        atomic::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))?;
+        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))?;
         Ok(info)
     }
 
     fn write_bucket_info(&self, info: &BucketInfo) -> Result<()> {
         let path = self.bucket_dir(&info.name).join("bucket.json");
         let text = serde_json::to_vec_pretty(info).expect("bucket info serialises");
-        atomic::write_file(&self.tmp, &path, &text).map_err(io_err(&path))
+        durable::write_file(&self.tmp, &path, &text).map_err(io_err(&path))
     }
 
     pub fn bucket(&self, name: &str) -> Result<BucketInfo> {
@@ -525,7 +524,7 @@ impl Store {
         }
         let dir = self.bucket_dir(name);
         fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        atomic::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))
+        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))
     }
 
     /// Held while a write checks its precondition and commits, so that two writers (two
@@ -649,7 +648,7 @@ impl Store {
                 actual: etag,
             });
         }
-        let now = crate::job::store::now_ms();
+        let now = crate::time::now_ms();
         let meta = ObjectMeta {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -782,7 +781,7 @@ impl Store {
         drop(lock);
         // The write is done, and the previous data files may go, only once the rename is
         // durable.
-        atomic::sync_dir(shard).map_err(io_err(shard))?;
+        durable::sync_dir(shard).map_err(io_err(shard))?;
         if let Some(previous) = previous {
             let kept = meta.data_ids();
             for id in previous.data_ids() {
@@ -806,7 +805,7 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(io_err(&path)(e)),
             }
-            atomic::sync_dir(path.parent().expect("a metadata path has a folder"))
+            durable::sync_dir(path.parent().expect("a metadata path has a folder"))
                 .map_err(io_err(&path))?;
             current
         };
@@ -826,7 +825,7 @@ impl Store {
         let current = self.head(bucket, key)?;
         let mut meta = current.clone();
         meta.tags = tags;
-        meta.modified = crate::job::store::now_ms();
+        meta.modified = crate::time::now_ms();
         self.commit(&meta, None, Expect::Same(&current))?;
         Ok(meta)
     }
@@ -1043,7 +1042,7 @@ impl Store {
                 });
             }
         }
-        let now = crate::job::store::now_ms();
+        let now = crate::time::now_ms();
         if request.fast_path
             && let Some(sse) = self.reseal(&current, &request.to, request.source_key)?
         {
@@ -1730,21 +1729,6 @@ fn create_private_dir(path: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(io_err(path)(e)),
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    crate::manifest::hex(bytes)
-}
-
-/// The bytes of a hex string (either case); `None` when it is not one.
-pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

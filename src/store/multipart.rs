@@ -27,11 +27,11 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, atomic,
-    check_key, create_private_dir, hex, io_err, part_aad, unhex,
+    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, check_key,
+    create_private_dir, hex, io_err, part_aad, unhex,
 };
 use crate::crypto::{self, CustomerKey};
-use atomic::AtomicFile;
+use crate::durable::{self, AtomicFile};
 
 /// S3's limits: part numbers 1 to 10,000; every part but the last at least 5 MiB.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -85,7 +85,7 @@ impl Store {
             .unwrap_or_else(|| info.default_encryption.to_encryption());
         let (sse, keys) = self.new_data_keys(bucket, key, &encryption)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let now = crate::job::store::now_ms();
+        let now = crate::time::now_ms();
         let object = ObjectMeta {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -111,8 +111,8 @@ impl Store {
         let dir = self.upload_dir(bucket, &id)?;
         create_private_dir(&dir)?;
         let path = dir.join("upload.meta");
-        atomic::write_file(&self.tmp, &path, &self.mac.encode(&object)).map_err(io_err(&path))?;
-        atomic::sync_dir(&self.uploads_dir(bucket)).map_err(io_err(&dir))?;
+        durable::write_file(&self.tmp, &path, &self.mac.encode(&object)).map_err(io_err(&path))?;
+        durable::sync_dir(&self.uploads_dir(bucket)).map_err(io_err(&dir))?;
         Ok(Upload {
             id,
             bucket: bucket.to_owned(),
@@ -224,7 +224,7 @@ impl Store {
             number,
             size,
             etag,
-            modified: crate::job::store::now_ms(),
+            modified: crate::time::now_ms(),
             data_id,
         };
         let dir = self.upload_dir(bucket, id)?;
@@ -348,7 +348,7 @@ impl Store {
             })?;
             md5s.update(&raw);
         }
-        let now = crate::job::store::now_ms();
+        let now = crate::time::now_ms();
         let meta = ObjectMeta {
             size: chosen.iter().map(|p| p.size).sum(),
             etag: format!("{}-{}", hex(&md5s.finalize()), chosen.len()),

@@ -32,8 +32,8 @@ use zeroize::Zeroizing;
 use super::pace::{Pacer, backoff};
 use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, WriteMethod, Written};
 use crate::crypto::CustomerKey;
+use crate::encoding::encode_key;
 use crate::job::JobSpec;
-use crate::manifest::keycode::encode_key;
 use crate::sse::{SseMode, SseSpec};
 
 /// The largest object one CopyObject can copy, and the default multipart threshold.

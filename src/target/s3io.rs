@@ -16,7 +16,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncWriteExt;
 
-use crate::manifest::keycode::encode_key;
+use crate::encoding::encode_key;
 
 /// `s3://bucket/key-or-prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]

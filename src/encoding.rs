@@ -1,5 +1,7 @@
-//! Decoding of object keys as S3 Inventory and Batch Operations CSV manifests write them:
-//! form encoding, where `+` is a space and `%XX` is one byte, and the bytes are UTF-8.
+//! Encodings shared across modules: object keys as S3 Inventory and Batch Operations CSV
+//! manifests, completion reports, copy sources and listings write them (form encoding,
+//! where `+` is a space and `%XX` is one byte, and the bytes are UTF-8), and hex. Knows
+//! nothing else.
 
 use std::fmt;
 
@@ -92,6 +94,28 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The bytes of a hex string (either case); `None` when it is not one.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +164,14 @@ mod tests {
         assert_eq!(decode_key("%FF%FE"), Err(KeyDecodeError::NotUtf8));
         assert_eq!(decode_key("%C3"), Err(KeyDecodeError::NotUtf8));
         assert_eq!(decode_key(""), Err(KeyDecodeError::Empty));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00ABff"), Some(vec![0x00, 0xab, 0xff]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Durable, atomic file writes: every write of the store goes through [`AtomicFile`]. The
-//! content goes to a temporary file in the store's `tmp/` folder (same filesystem), is
-//! fsynced, renamed over the target, and the target's folder is fsynced. A crash leaves
-//! the old file or the new one, never a mix; a leftover temporary file is never read.
+//! Durable, atomic file writes, for every module that writes files others read (the local
+//! store, reports, `store get`): the content goes to a temporary file in a folder on the
+//! same filesystem as the target, is fsynced, renamed over the target, and the target's
+//! folder is fsynced. A crash leaves the old file or the new one, never a mix; a leftover
+//! temporary file is never read. Knows nothing of what the files hold.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
