@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::job::ReportScope;
-
 /// Re-encrypt existing objects in place with a new server-side encryption mode.
 #[derive(Debug, Parser)]
 #[command(name = "reseal", version, about, max_term_width = 100)]
@@ -33,6 +31,45 @@ pub enum Output {
     #[default]
     Table,
     Json,
+}
+
+/// Which tasks a completion report lists.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportScopeArg {
+    /// Every task.
+    All,
+    /// Only the tasks that failed.
+    Failed,
+}
+
+impl From<ReportScopeArg> for crate::job::ReportScope {
+    fn from(scope: ReportScopeArg) -> Self {
+        match scope {
+            ReportScopeArg::All => crate::job::ReportScope::All,
+            ReportScopeArg::Failed => crate::job::ReportScope::Failed,
+        }
+    }
+}
+
+/// How objects on S3 are re-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// UpdateObjectEncryption where it applies and the server has it; a copy otherwise.
+    Auto,
+    /// Always copy.
+    Copy,
+    /// Only UpdateObjectEncryption; objects it cannot change fail.
+    Update,
+}
+
+impl From<MethodArg> for crate::target::s3::Method {
+    fn from(method: MethodArg) -> Self {
+        match method {
+            MethodArg::Auto => crate::target::s3::Method::Auto,
+            MethodArg::Copy => crate::target::s3::Method::Copy,
+            MethodArg::Update => crate::target::s3::Method::Update,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,8 +182,8 @@ pub struct RunOptionArgs {
     pub failure_threshold_min_tasks: u64,
 
     /// S3: UpdateObjectEncryption where it applies (auto), always copy, or only update.
-    #[arg(long, value_enum, default_value_t = crate::target::s3::Method::Auto, help_heading = "S3")]
-    pub method: crate::target::s3::Method,
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto, help_heading = "S3")]
+    pub method: MethodArg,
     /// S3: objects larger than this are copied in parts (at most 5GiB).
     #[arg(long, value_name = "SIZE", default_value = "5GiB", help_heading = "S3")]
     pub multipart_threshold: String,
@@ -222,8 +259,8 @@ pub enum JobCommand {
         out: String,
         #[command(flatten)]
         s3: S3Args,
-        #[arg(long, value_enum, default_value_t = ReportScope::All)]
-        scope: ReportScope,
+        #[arg(long, value_enum, default_value_t = ReportScopeArg::All)]
+        scope: ReportScopeArg,
     },
     /// Set a job's priority (a higher number runs first).
     Priority {
@@ -317,7 +354,7 @@ pub struct CreateArgs {
 
     /// Which tasks the report lists.
     #[arg(long, value_enum, requires = "report")]
-    pub report_scope: Option<ReportScope>,
+    pub report_scope: Option<ReportScopeArg>,
 
     #[command(flatten)]
     pub target: TargetArgs,

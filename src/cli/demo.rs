@@ -144,7 +144,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         max_changes: 10,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,
-        method: crate::target::s3::Method::Auto,
+        method: super::args::MethodArg::Auto,
         multipart_threshold: "5GiB".into(),
         part_size: "64MiB".into(),
         preserve_acl: false,

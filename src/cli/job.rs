@@ -73,7 +73,7 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
                     .display()
                     .to_string()
             };
-            let at = super::run::write_report(&store, &job, &out, scope, None, &s3).await?;
+            let at = super::run::write_report(&store, &job, &out, scope.into(), None, &s3).await?;
             eprintln!("report of job {}: {at}", job.id);
             Ok(())
         }
@@ -265,14 +265,14 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
             destination: S3Url::parse(dest)
                 .map_err(|e| CliError::input(format!("--report {e}")))?
                 .to_string(),
-            scope: args.report_scope.unwrap_or(ReportScope::All),
+            scope: args.report_scope.map_or(ReportScope::All, Into::into),
         }),
         Some(dest) => Some(ReportSpec {
             destination: std::path::absolute(dest)
                 .map_err(|e| CliError::input(format!("--report {dest}: {e}")))?
                 .display()
                 .to_string(),
-            scope: args.report_scope.unwrap_or(ReportScope::All),
+            scope: args.report_scope.map_or(ReportScope::All, Into::into),
         }),
     };
 

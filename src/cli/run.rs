@@ -240,7 +240,7 @@ fn s3_options(
     spec: &TargetSpec,
     endpoint_url: Option<&str>,
 ) -> Result<S3Options, CliError> {
-    if o.method == s3::Method::Update && endpoint_url.is_some() {
+    if o.method == super::args::MethodArg::Update && endpoint_url.is_some() {
         return Err(CliError::input(
             "--method update needs Amazon S3: a server that does not know UpdateObjectEncryption may take it for a PutObject and replace the object with the request's XML (moto does); use --method copy or auto with --endpoint-url",
         ));
@@ -270,7 +270,7 @@ fn s3_options(
         )));
     }
     Ok(S3Options {
-        method: o.method,
+        method: o.method.into(),
         multipart_threshold,
         part_size,
         preserve_acl: o.preserve_acl,

@@ -178,7 +178,7 @@ impl TaskState {
 }
 
 /// Which tasks a completion report lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportScope {
     /// Every task.

@@ -100,7 +100,7 @@ pub async fn connect(conn: &Connection) -> Result<Client, String> {
 }
 
 /// How objects are re-encrypted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// UpdateObjectEncryption where it applies and the server has it; a copy otherwise.
     Auto,
