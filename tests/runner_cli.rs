@@ -1119,6 +1119,45 @@ fn sigterm_stops_a_run_resumably() {
     interrupted_by(SIGTERM);
 }
 
+/// A second SIGINT stops at once, but through the command's normal end: the leases of the
+/// tasks in flight are given back (none stays leased until it expires), and the job
+/// resumes and finishes.
+#[test]
+fn a_second_sigint_stops_at_once_and_gives_the_leases_back() {
+    let w = World::new();
+    let (objs, id, mut run) = start_slow_job(&w, &[]);
+    send_signal(&run.child, SIGINT);
+    std::thread::sleep(Duration::from_millis(20));
+    send_signal(&run.child, SIGINT);
+    let r = run.wait(Duration::from_secs(30));
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stderr.contains("interrupted again"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("resume    reseal job run {id}")),
+        "the summary is printed: {}",
+        r.stderr
+    );
+    assert_eq!(w.status(&id), "Active");
+    let c = w.counts(&id);
+    assert_eq!(c.leased, 0, "leases given back: {c:?}");
+    let r = w.run(&["job", "run", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = w.counts(&id);
+    assert_eq!(
+        (c.succeeded + c.skipped, c.failed, c.pending + c.leased),
+        (objs.len() as u64, 0, 0),
+        "{c:?}"
+    );
+    w.verify(
+        &objs,
+        &Want {
+            mode: "SSE-S3",
+            kms_key_id: None,
+            customer: None,
+        },
+    );
+}
+
 #[test]
 fn pause_from_another_process_stops_the_run_and_resume_finishes_it() {
     let w = World::new();

@@ -1070,6 +1070,38 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     f.reseal_ok(&env, &["verify", &id]);
 }
 
+/// A server that cannot be reached is a failure (exit 1), not bad input (exit 2), and the
+/// error is one readable line: what failed, where, why, without Rust's debug dump.
+#[test]
+fn an_unreachable_endpoint_fails_with_one_readable_line() {
+    let env = Env::new();
+    let vars = common::s3::aws_env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [
+        &["run", "--from-listing", "s3://bucket1/", "--sse", "sse-s3"][..],
+        &[
+            "job",
+            "create",
+            "--manifest",
+            "s3://bucket1/list.csv",
+            "--sse",
+            "sse-s3",
+        ],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--endpoint-url", "http://127.0.0.1:1"]);
+        let run = env.reseal_with_env(&all, &vars);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        let line = run.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{args:?}: one line: {line}");
+        assert!(line.contains("s3://bucket1/"), "names where: {line}");
+        assert!(line.contains("Connection refused"), "says why: {line}");
+        for debug in ["DispatchFailure(", "ConnectorError", "{ ", "Some("] {
+            assert!(!line.contains(debug), "no debug dump ({debug}): {line}");
+        }
+    }
+}
+
 /// No secret reaches a log line, whatever RESEAL_LOG asks for: every target at trace, and
 /// the targets that print request headers named on their own (which a level cap on the
 /// crate could not hold back). The server logs every request at trace, the client signs

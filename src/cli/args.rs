@@ -62,12 +62,12 @@ pub enum MethodArg {
     Update,
 }
 
-impl From<MethodArg> for crate::target::s3::Method {
+impl From<MethodArg> for crate::targets::s3::Method {
     fn from(method: MethodArg) -> Self {
         match method {
-            MethodArg::Auto => crate::target::s3::Method::Auto,
-            MethodArg::Copy => crate::target::s3::Method::Copy,
-            MethodArg::Update => crate::target::s3::Method::Update,
+            MethodArg::Auto => crate::targets::s3::Method::Auto,
+            MethodArg::Copy => crate::targets::s3::Method::Copy,
+            MethodArg::Update => crate::targets::s3::Method::Update,
         }
     }
 }
@@ -166,12 +166,13 @@ pub struct RunOptionArgs {
     /// not report encryption, such as s3s-fs.
     #[arg(long)]
     pub no_verify: bool,
-    /// Tries per task for transient errors (throttling, server errors, lost connections).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// S3: tries per request for transient errors (throttling, server errors, lost
+    /// connections), with jittered backoff. The only retry: a task whose request still
+    /// fails is recorded as failed.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// Times an object rewritten by someone else since reseal inspected it is inspected
-    /// again; past that its task fails as "changing under us". Not counted in
-    /// --max-attempts.
+    /// again; past that its task fails as "changing under us".
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub max_changes: u32,
     /// The job fails when more than this percentage of the tasks run so far failed…
@@ -375,10 +376,10 @@ pub struct StoreArgs {
 
 impl RunOptionArgs {
     /// `--concurrency`, or the default for the target.
-    pub fn concurrency_for(&self, target: &crate::target::TargetSpec) -> usize {
+    pub fn concurrency_for(&self, target: &crate::job::TargetSpec) -> usize {
         let default = match target {
-            crate::target::TargetSpec::S3 { .. } => 64,
-            crate::target::TargetSpec::Local { .. } => 16,
+            crate::job::TargetSpec::S3 { .. } => 64,
+            crate::job::TargetSpec::Local { .. } => 16,
         };
         self.concurrency.map_or(default, |c| c as usize)
     }

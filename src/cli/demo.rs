@@ -140,7 +140,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         dry_run: false,
         force: false,
         no_verify: false,
-        max_attempts: 3,
+        max_attempts: 8,
         max_changes: 10,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,

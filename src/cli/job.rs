@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::args::S3Args;
-use crate::target::s3io::{self, S3Url, TempDir};
+use crate::targets::s3::files::{self, S3Url, TempDir};
 
 use super::args::{CreateArgs, JobCommand, Output};
 use super::output;
@@ -73,7 +73,7 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
                     .display()
                     .to_string()
             };
-            let at = super::run::write_report(&store, &job, &out, scope.into(), None, &s3).await?;
+            let at = super::run::write_report(&store, &job, &out, scope.into(), &s3).await?;
             eprintln!("report of job {}: {at}", job.id);
             Ok(())
         }
@@ -120,9 +120,9 @@ pub async fn create_and_ingest(
         Source::S3(url) => {
             let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
             let dir = TempDir::new("manifest").map_err(CliError::failed)?;
-            let path = s3io::fetch_manifest(&client, &url, dir.path())
+            let path = files::fetch_manifest(&client, &url, dir.path())
                 .await
-                .map_err(|e| CliError::input(format!("--manifest {e}")))?;
+                .map_err(|e| CliError::s3_files("--manifest", e))?;
             temp = Some((dir, format!("s3://{}/", url.bucket)));
             path
         }
@@ -130,9 +130,9 @@ pub async fn create_and_ingest(
             let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
             let dir = TempDir::new("listing").map_err(CliError::failed)?;
             let path = dir.path().join("listing.csv");
-            let counts = s3io::list_to_csv(&client, &url, all_versions, &path)
+            let counts = files::list_to_csv(&client, &url, all_versions, &path)
                 .await
-                .map_err(|e| CliError::input(format!("--from-listing {e}")))?;
+                .map_err(|e| CliError::s3_files("--from-listing", e))?;
             if all_versions {
                 eprintln!(
                     "listed {url}: {} current versions; {} noncurrent versions and {} delete markers are not tasks",
@@ -179,7 +179,7 @@ pub async fn create_and_ingest(
 /// The endpoint a new job's S3 target names, for reading its manifest.
 fn endpoint_for(new: &NewJob) -> Option<String> {
     match &new.target {
-        Some(crate::target::TargetSpec::S3 { endpoint_url, .. }) => endpoint_url.clone(),
+        Some(crate::job::TargetSpec::S3 { endpoint_url, .. }) => endpoint_url.clone(),
         _ => None,
     }
 }
@@ -324,7 +324,7 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
             spec,
             target: match (&args.target.store, &args.target.s3.endpoint_url) {
                 (Some(dir), _) => Some(super::run::local_target_spec(dir)?),
-                (None, Some(url)) => Some(crate::target::TargetSpec::s3(Some(url.clone()))),
+                (None, Some(url)) => Some(crate::job::TargetSpec::s3(Some(url.clone()))),
                 (None, None) => None,
             },
             priority: args.priority,

@@ -44,6 +44,16 @@ impl CliError {
             message: message.to_string(),
         }
     }
+
+    /// A manifest, listing or report on S3 that failed, after `what` (the option): bad
+    /// input when the location does not work, a failure when the network or server did.
+    pub fn s3_files(what: &str, e: crate::targets::s3::files::FilesError) -> Self {
+        use crate::targets::s3::files::FilesError;
+        match e {
+            FilesError::Input(m) => CliError::input(format!("{what} {m}")),
+            FilesError::Failed(m) => CliError::failed(format!("{what} {m}")),
+        }
+    }
 }
 
 impl From<crate::job::StoreError> for CliError {

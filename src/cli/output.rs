@@ -23,7 +23,7 @@ pub struct JobView<'a> {
     pub ingest: IngestCounts,
     pub tasks: TaskCounts,
     pub failure_reasons: &'a [String],
-    pub target: Option<&'a crate::target::TargetSpec>,
+    pub target: Option<&'a crate::job::TargetSpec>,
     pub created: String,
     pub updated: String,
     pub started: Option<String>,

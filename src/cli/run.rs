@@ -17,14 +17,16 @@ use super::output::human_bytes;
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
 use crate::job::ReportScope;
+use crate::job::TargetSpec;
 use crate::job::{Job, JobStatus, JobStore, TaskCounts, TaskResult, TaskState};
-use crate::runner::{self, Progress, RunOptions, RunOutcome};
+use crate::runner::{self, Progress, RunOptions, RunOutcome, Shutdown};
 use crate::sse::{CustomerKeyRef, SseSpec};
 use crate::store::Store;
-use crate::target::local::LocalTarget;
-use crate::target::s3::{self, Connection, S3Options, S3Target};
-use crate::target::s3io::{S3Url, TempDir};
-use crate::target::{AnyTarget, TargetSpec};
+use crate::targets::Target;
+use crate::targets::Want;
+use crate::targets::local::LocalTarget;
+use crate::targets::s3::files::{S3Url, TempDir};
+use crate::targets::s3::{self, Connection, S3Options, S3Target};
 
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_JOB_FAILED: u8 = 3;
@@ -79,7 +81,7 @@ pub async fn run_jobs(
             jobs
         }
     };
-    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (shutdown_tx, shutdown) = watch::channel(Shutdown::Run);
     let signals = tokio::spawn(watch_signals(shutdown_tx));
     let mut code = 0u8;
     for job in jobs {
@@ -107,8 +109,10 @@ pub async fn run_jobs(
     }
 }
 
-/// First SIGINT or SIGTERM: stop leasing and drain. A second SIGINT: exit at once.
-async fn watch_signals(tx: watch::Sender<bool>) {
+/// First SIGINT or SIGTERM: stop leasing and drain. A second SIGINT: stop now, giving the
+/// tasks in flight back; the command still ends through `main`, so leases are released and
+/// temporary files removed.
+async fn watch_signals(tx: watch::Sender<Shutdown>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -120,10 +124,10 @@ async fn watch_signals(tx: watch::Sender<bool>) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    let _ = tx.send(true);
+    let _ = tx.send(Shutdown::Drain);
     int.recv().await;
-    eprintln!("reseal: interrupted again: exiting now; the job resumes with `reseal job run`");
-    std::process::exit(i32::from(EXIT_INTERRUPTED));
+    eprintln!("reseal: interrupted again: stopping now; the job resumes with `reseal job run`");
+    let _ = tx.send(Shutdown::Now);
 }
 
 fn load_key(what: &str, key: &CustomerKeyRef) -> Result<CustomerKey, CliError> {
@@ -183,25 +187,27 @@ pub async fn open_target(
     spec: &TargetSpec,
     args: &TargetArgs,
     options: Option<&RunOptionArgs>,
-) -> Result<AnyTarget, CliError> {
-    let target_key = match &job.spec.sse {
-        SseSpec::SseC { key } => Some(load_key("--sse", key)?),
-        _ => None,
+) -> Result<Arc<dyn Target>, CliError> {
+    let want = Want {
+        sse: job.spec.sse.clone(),
+        bucket_key: job.spec.bucket_key,
+        customer_key: match &job.spec.sse {
+            SseSpec::SseC { key } => Some(load_key("--sse", key)?),
+            _ => None,
+        },
+        source_customer_key: job
+            .spec
+            .source_sse_c
+            .as_ref()
+            .map(|k| load_key("--source-sse-c", k))
+            .transpose()?,
     };
-    let source_key = job
-        .spec
-        .source_sse_c
-        .as_ref()
-        .map(|k| load_key("--source-sse-c", k))
-        .transpose()?;
     match spec {
         TargetSpec::Local { store: dir } => {
             let master =
                 MasterKey::load(args.master_key_file.as_deref()).map_err(CliError::input)?;
             let local = Store::open(Path::new(dir), master)?;
-            Ok(AnyTarget::Local(Arc::new(LocalTarget::new(
-                local, &job.spec, target_key, source_key,
-            )?)))
+            Ok(Arc::new(LocalTarget::new(local, want)?))
         }
         TargetSpec::S3 {
             endpoint_url,
@@ -213,11 +219,11 @@ pub async fn open_target(
                 None => S3Options::default(),
             };
             s3_options.amazon = endpoint_url.is_none();
-            let target = S3Target::new(client, &job.spec, target_key, source_key, s3_options);
+            let target = S3Target::new(client, want, s3_options);
             if let Some(arn) = kms_key_arn {
                 target.learn_kms_arn(Some(arn));
             }
-            Ok(AnyTarget::S3(Arc::new(target)))
+            Ok(Arc::new(target))
         }
     }
 }
@@ -226,7 +232,7 @@ pub async fn connect_s3(
     endpoint_url: Option<String>,
     args: &S3Args,
 ) -> Result<aws_sdk_s3::Client, CliError> {
-    crate::target::s3::connect(&Connection {
+    crate::targets::s3::connect(&Connection {
         endpoint_url,
         region: args.region.clone(),
         profile: args.profile.clone(),
@@ -276,6 +282,7 @@ fn s3_options(
         preserve_acl: o.preserve_acl,
         delete_noncurrent: o.delete_noncurrent,
         max_in_flight: o.concurrency_for(spec),
+        max_attempts: o.max_attempts,
         max_rps: o.max_rps,
         ..S3Options::default()
     })
@@ -286,7 +293,7 @@ async fn run_one(
     job: &Job,
     args: &TargetArgs,
     options: &RunOptionArgs,
-    shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<Shutdown>,
 ) -> Result<u8, CliError> {
     // A finished job does not run again: nothing changes, and the exit code is its outcome's.
     if job.status.is_final() && !options.dry_run {
@@ -326,7 +333,6 @@ async fn run_one(
         concurrency: options.concurrency_for(&spec),
         force: options.force,
         verify: !options.no_verify,
-        max_attempts: options.max_attempts,
         max_changes: options.max_changes,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,
@@ -344,21 +350,18 @@ async fn run_one(
     )
     .await;
     // An alias's key ARN, once a write has shown it, is kept for later runs and verify.
-    if let (
-        AnyTarget::S3(t),
-        TargetSpec::S3 {
-            endpoint_url,
-            kms_key_arn: None,
-        },
-    ) = (&target, &spec)
-        && let Some(arn) = t.learned_kms_arn()
+    if let TargetSpec::S3 {
+        endpoint_url,
+        kms_key_arn: None,
+    } = &spec
+        && let Some(arn) = target.learned_kms_arn()
     {
         store
             .update_target(
                 job,
                 &TargetSpec::S3 {
                     endpoint_url: endpoint_url.clone(),
-                    kms_key_arn: Some(arn.to_owned()),
+                    kms_key_arn: Some(arn),
                 },
             )
             .await?;
@@ -372,20 +375,14 @@ async fn run_one(
 
     let report = match (&outcome, &job.spec.report) {
         (RunOutcome::Complete | RunOutcome::Failed(_) | RunOutcome::Cancelled, Some(r)) => {
-            let client = match &target {
-                AnyTarget::S3(t) => Some(t.client().clone()),
-                AnyTarget::Local(_) => None,
-            };
-            Some(write_report(store, job, &r.destination, r.scope, client, &args.s3).await?)
+            Some(write_report(store, job, &r.destination, r.scope, &args.s3).await?)
         }
         _ => None,
     };
-    if let AnyTarget::S3(t) = &target
-        && t.pacer().throttled() > 0
-    {
+    if target.throttled() > 0 {
         progress.message(&format!(
             "the server throttled or failed {} requests; they were retried with backoff and less concurrency",
-            t.pacer().throttled()
+            target.throttled()
         ));
     }
     summary(
@@ -567,7 +564,6 @@ pub async fn write_report(
     job: &Job,
     destination: &str,
     scope: ReportScope,
-    client: Option<aws_sdk_s3::Client>,
     s3: &S3Args,
 ) -> Result<String, CliError> {
     if !destination.starts_with("s3://") {
@@ -577,17 +573,14 @@ pub async fn write_report(
         return Ok(path.display().to_string());
     }
     let url = S3Url::parse(destination).map_err(CliError::input)?;
-    let client = match client {
-        Some(c) => c,
-        None => connect_s3(endpoint_of(job), s3).await?,
-    };
+    let client = connect_s3(endpoint_of(job), s3).await?;
     let temp = TempDir::new("report").map_err(CliError::failed)?;
     let local = runner::report::write_report(store, job, temp.path(), scope)
         .await
         .map_err(CliError::failed)?;
-    crate::target::s3io::upload_dir(&client, temp.path(), &url)
+    crate::targets::s3::files::upload_dir(&client, temp.path(), &url)
         .await
-        .map_err(|e| CliError::failed(format!("report to {url}: {e}")))?;
+        .map_err(|e| CliError::s3_files("report to", e))?;
     let relative = local
         .strip_prefix(temp.path())
         .expect("written under the folder")

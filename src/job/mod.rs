@@ -7,7 +7,7 @@ pub mod store;
 
 pub use ingest::{IngestError, create_job, create_job_counting};
 pub use model::{
-    IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, Task, TaskCounts,
-    TaskRecord, TaskResult, TaskState,
+    IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TargetSpec, Task,
+    TaskCounts, TaskRecord, TaskResult, TaskState,
 };
 pub use store::{JobStore, NewJob, StoreError};

@@ -210,6 +210,65 @@ pub struct JobSpec {
     pub report: Option<ReportSpec>,
 }
 
+/// Where a job's objects are, as the job records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetSpec {
+    /// reseal's local store in this folder (absolute).
+    Local { store: String },
+    /// Amazon S3, or the S3-compatible store at this endpoint.
+    S3 {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint_url: Option<String>,
+        /// The key ARN the server reported for the job's KMS key when the job names an
+        /// alias or the default key, learned from the first write, so that later runs and
+        /// `reseal verify` can compare what HEAD reports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kms_key_arn: Option<String>,
+    },
+}
+
+impl TargetSpec {
+    /// S3 at this endpoint (`None`: Amazon S3).
+    pub fn s3(endpoint_url: Option<String>) -> TargetSpec {
+        TargetSpec::S3 {
+            endpoint_url,
+            kms_key_arn: None,
+        }
+    }
+
+    /// Whether two specs name the same place (what was learned about keys aside).
+    pub fn same_place(&self, other: &TargetSpec) -> bool {
+        match (self, other) {
+            (TargetSpec::Local { store: a }, TargetSpec::Local { store: b }) => a == b,
+            (
+                TargetSpec::S3 {
+                    endpoint_url: a, ..
+                },
+                TargetSpec::S3 {
+                    endpoint_url: b, ..
+                },
+            ) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSpec::Local { store } => write!(f, "local store {store}"),
+            TargetSpec::S3 {
+                endpoint_url: None, ..
+            } => f.write_str("Amazon S3"),
+            TargetSpec::S3 {
+                endpoint_url: Some(url),
+                ..
+            } => write!(f, "S3 endpoint {url}"),
+        }
+    }
+}
+
 /// Counts made while a manifest is ingested.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestCounts {
@@ -251,7 +310,7 @@ pub struct Job {
     pub ingest: IngestCounts,
     pub failure_reasons: Vec<String>,
     /// Where the job's objects are; set at creation or at the first run.
-    pub target: Option<crate::target::TargetSpec>,
+    pub target: Option<TargetSpec>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,

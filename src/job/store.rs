@@ -55,7 +55,7 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub spec: JobSpec,
-    pub target: Option<crate::target::TargetSpec>,
+    pub target: Option<crate::job::TargetSpec>,
     pub priority: i64,
     pub description: String,
     pub manifest_location: String,
@@ -366,7 +366,7 @@ impl JobStore {
     pub async fn set_target(
         &self,
         job: &Job,
-        target: &crate::target::TargetSpec,
+        target: &crate::job::TargetSpec,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE jobs SET target = ? WHERE pk = ? AND target IS NULL")
             .bind(serde_json::to_string(target).expect("a target serialises"))
@@ -380,7 +380,7 @@ impl JobStore {
     pub async fn update_target(
         &self,
         job: &Job,
-        target: &crate::target::TargetSpec,
+        target: &crate::job::TargetSpec,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE jobs SET target = ? WHERE pk = ?")
             .bind(serde_json::to_string(target).expect("a target serialises"))

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::job::{Job, JobStatus, JobStore, StoreError, Task, TaskCounts, TaskResult, TaskState};
-use crate::target::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Written};
+use crate::targets::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Written};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -24,8 +24,6 @@ pub struct RunOptions {
     /// Inspect each object again after its write and fail the attempt unless it is
     /// compliant. Off for servers that do not report encryption (s3s-fs).
     pub verify: bool,
-    /// Tries per task for transient errors.
-    pub max_attempts: u32,
     /// Times an object that changed since it was inspected is inspected again before its
     /// task ends as "changing under us".
     pub max_changes: u32,
@@ -45,7 +43,6 @@ impl Default for RunOptions {
             concurrency: 16,
             force: false,
             verify: true,
-            max_attempts: 3,
             max_changes: 10,
             failure_threshold_percent: 50.0,
             failure_threshold_min_tasks: 1000,
@@ -66,6 +63,17 @@ pub enum RunOutcome {
     Failed(String),
     /// Stopped by a signal; the job stays Active and resumes with the next run.
     Interrupted,
+}
+
+/// What the runner is told to do by whoever watches signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shutdown {
+    #[default]
+    Run,
+    /// Stop leasing and let the tasks in flight finish (up to the drain timeout).
+    Drain,
+    /// Stop now: tasks in flight are abandoned and given back, to run again later.
+    Now,
 }
 
 /// What the runner reports while it works. Implemented by the command line.
@@ -120,12 +128,12 @@ fn is_dead_local_owner(owner: &str) -> bool {
 }
 
 /// Runs `job` until every task has run, or it is paused, cancelled, failed or interrupted.
-pub async fn run_job<T: Target + Clone>(
+pub async fn run_job(
     store: &JobStore,
     job: &Job,
-    target: T,
+    target: Arc<dyn Target>,
     options: &RunOptions,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Shutdown>,
     progress: &dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let runnable = [JobStatus::Ready, JobStatus::Active];
@@ -172,6 +180,7 @@ pub async fn run_job<T: Target + Clone>(
     let mut stop: Option<RunOutcome> = None;
     let mut exhausted = false;
     let mut stopped_at: Option<Instant> = None;
+    let mut abandon = false;
 
     loop {
         // Leasing: keep about two batches of work ahead of the workers.
@@ -191,11 +200,11 @@ pub async fn run_job<T: Target + Clone>(
         }
         while stop.is_none() && workers.len() < options.concurrency {
             let Some(task) = queue.pop_front() else { break };
-            let target = target.clone();
+            let target = Arc::clone(&target);
             let tx = results_tx.clone();
             let options = options.clone();
             workers.spawn(async move {
-                let (result, bytes) = run_task(&target, &task, &options).await;
+                let (result, bytes) = run_task(target.as_ref(), &task, &options).await;
                 let _ = tx.send((result, bytes)).await;
             });
         }
@@ -228,12 +237,14 @@ pub async fn run_job<T: Target + Clone>(
                 pending_results.push(result);
             }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
-            _ = shutdown.changed(), if stop.is_none() => {
-                if *shutdown.borrow() {
+            changed = shutdown.changed(), if !abandon => {
+                let asked = if changed.is_ok() { *shutdown.borrow() } else { Shutdown::Run };
+                if asked != Shutdown::Run && stop.is_none() {
                     stop = Some(RunOutcome::Interrupted);
                     stopped_at = Some(Instant::now());
                     progress.message("stopping: finishing the tasks in flight");
                 }
+                abandon = asked == Shutdown::Now;
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
@@ -259,9 +270,9 @@ pub async fn run_job<T: Target + Clone>(
                 stopped_at = Some(Instant::now());
             }
         }
-        // A drain that takes too long is cut short: those tasks are released below and
-        // run again later (each task is idempotent).
-        if stopped_at.is_some_and(|t| t.elapsed() > options.drain_timeout) {
+        // A drain that takes too long, or a second signal, cuts it short: those tasks are
+        // released below and run again later (each task is idempotent).
+        if abandon || stopped_at.is_some_and(|t| t.elapsed() > options.drain_timeout) {
             workers.abort_all();
             while workers.join_next().await.is_some() {}
             while let Ok((result, bytes)) = results_rx.try_recv() {
@@ -347,21 +358,21 @@ fn threshold_crossed(counts: &TaskCounts, options: &RunOptions) -> Option<String
 /// One task: inspect; skip when compliant; re-encrypt guarded by the ETag seen; confirm
 /// (unless `verify` is off).
 ///
-/// Two budgets, because they mean different things. A transient error (throttling, a
-/// server error, a lost connection) is tried `max_attempts` times with backoff. An object
-/// that changed since it was inspected (a 412 on the guarded write) is not an error of
-/// reseal's or the server's: it is inspected again at once, up to `max_changes` times, and
-/// when it keeps changing the task ends saying so, with the last ETag seen.
+/// A transient error (throttling, a server error, a lost connection) comes from a target
+/// that has already retried it as often as it may (one layer retries: the target's
+/// request layer), so it fails the task. An object that changed since it was inspected (a
+/// 412 on the guarded write) is not an error: it is inspected again at once, up to
+/// `max_changes` times, and when it keeps changing the task ends saying so, with the last
+/// ETag seen.
 ///
 /// Returns the result and the object's size as inspected (the manifest may not give it).
-async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (TaskResult, u64) {
+async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (TaskResult, u64) {
     let object = ObjectRef {
         bucket: task.bucket.clone(),
         key: task.key.clone(),
         version_id: task.version_id.clone(),
     };
     let mut attempts = task.attempts;
-    let mut failures = 0;
     let mut changes = 0;
     let mut last_etag = None;
     let failed = |attempts, http_status, code: &str, message| TaskResult {
@@ -372,7 +383,7 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
         error_code: Some(code.to_owned()),
         message,
     };
-    // Set when a write failed without an answer that says whether it took effect: a later
+    // Set when a write may have taken effect without an answer saying so: a later
     // inspection that finds the object compliant then counts it as this task's success.
     let mut maybe_written = false;
     loop {
@@ -389,13 +400,8 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
                 };
                 return (result, size);
             }
-            Err(e) if e.kind == ErrorKind::Permanent => {
-                return (
-                    failed(attempts, e.http_status, &e.code, e.message),
-                    task.size.unwrap_or(0),
-                );
-            }
             Err(e) if e.kind == ErrorKind::Changed => {
+                maybe_written |= e.maybe_written;
                 changes += 1;
                 if changes > options.max_changes {
                     let message = format!(
@@ -409,24 +415,18 @@ async fn run_task<T: Target>(target: &T, task: &Task, options: &RunOptions) -> (
                 }
             }
             Err(e) => {
-                failures += 1;
-                if failures >= options.max_attempts {
-                    return (
-                        failed(attempts, e.http_status, &e.code, e.message),
-                        task.size.unwrap_or(0),
-                    );
-                }
-                let base = 100u64 << failures.min(6);
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
-                tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+                return (
+                    failed(attempts, e.http_status, &e.code, e.message),
+                    task.size.unwrap_or(0),
+                );
             }
         }
     }
 }
 
 /// One try of a task; see [`run_task`].
-async fn attempt<T: Target>(
-    target: &T,
+async fn attempt(
+    target: &dyn Target,
     object: &ObjectRef,
     options: &RunOptions,
     maybe_written: &mut bool,
@@ -460,13 +460,7 @@ async fn attempt<T: Target>(
             seen.size,
         ));
     }
-    let written = match target.reencrypt(object, &seen).await {
-        Ok(written) => written,
-        Err(e) => {
-            *maybe_written |= e.kind == ErrorKind::Transient;
-            return Err(e);
-        }
-    };
+    let written = target.reencrypt(object, &seen).await?;
     let note = written.describe(seen.version_id.as_deref());
     if !options.verify {
         return Ok((
@@ -502,12 +496,16 @@ async fn attempt<T: Target>(
             seen.size,
         ));
     }
-    Err(TargetError {
-        kind: ErrorKind::Transient,
-        http_status: 500,
-        code: "VerificationFailed".into(),
-        message: format!("after re-encryption the object is {}", after.mode),
-    })
+    // The server took the write but did not apply the encryption asked for: writing again
+    // would not change that.
+    Err(TargetError::permanent(
+        500,
+        "VerificationFailed",
+        format!(
+            "after re-encryption the object is {}: the server did not apply the encryption asked for (--no-verify for servers that do not report it)",
+            after.mode
+        ),
+    ))
 }
 
 /// Whether an inspection after a write sees another object than the one the write left.
@@ -526,10 +524,10 @@ fn rewritten_since(written: &Written, after: &ObjectState) -> bool {
 
 /// Inspects every task's object without changing anything, `concurrency` at once, and
 /// hands each object with what was found to `each`, in no particular order.
-pub async fn inspect_all<T: Target + Clone>(
+pub async fn inspect_all(
     store: &JobStore,
     job: &Job,
-    target: &T,
+    target: &Arc<dyn Target>,
     concurrency: usize,
     mut each: impl FnMut(ObjectRef, Result<ObjectState, TargetError>),
 ) -> Result<(), RunError> {
@@ -551,7 +549,7 @@ pub async fn inspect_all<T: Target + Clone>(
                 .acquire_owned()
                 .await
                 .expect("never closed");
-            let target = target.clone();
+            let target = Arc::clone(target);
             set.spawn(async move {
                 let state = target.inspect(&object).await;
                 drop(permit);
@@ -567,10 +565,10 @@ pub async fn inspect_all<T: Target + Clone>(
 }
 
 /// Inspects every task's object without changing anything; counts what a run would do.
-pub async fn dry_run<T: Target + Clone>(
+pub async fn dry_run(
     store: &JobStore,
     job: &Job,
-    target: &T,
+    target: &Arc<dyn Target>,
     concurrency: usize,
 ) -> Result<DryRunCounts, RunError> {
     let mut counts = DryRunCounts::default();
@@ -594,10 +592,10 @@ pub struct NotCompliant {
 
 /// Re-checks every object of a job; returns how many were checked and those that are not
 /// compliant, sorted by bucket and key.
-pub async fn verify<T: Target + Clone>(
+pub async fn verify(
     store: &JobStore,
     job: &Job,
-    target: &T,
+    target: &Arc<dyn Target>,
     concurrency: usize,
 ) -> Result<(u64, Vec<NotCompliant>), RunError> {
     let mut checked = 0;

@@ -12,7 +12,7 @@ use super::*;
 use crate::job::{JobSpec, NewJob};
 use crate::manifest::Filter;
 use crate::sse::{SseMode, SseSpec};
-use crate::target::ObjectState;
+use crate::targets::ObjectState;
 
 /// Each object's mode, by key.
 type Modes = Arc<Mutex<HashMap<String, SseMode>>>;
@@ -33,6 +33,7 @@ impl GatedTarget {
     }
 }
 
+#[async_trait::async_trait]
 impl Target for GatedTarget {
     async fn inspect(&self, object: &ObjectRef) -> Result<ObjectState, TargetError> {
         let mode = self.modes.lock().unwrap()[&object.key];
@@ -45,7 +46,7 @@ impl Target for GatedTarget {
             bucket_key: false,
             sse_c_key_md5: None,
             version_id: None,
-            details: None,
+            extra: None,
         })
     }
 
@@ -66,7 +67,7 @@ impl Target for GatedTarget {
             .unwrap()
             .insert(object.key.clone(), SseMode::SseS3);
         Ok(Written {
-            method: crate::target::WriteMethod::Rewrite,
+            method: crate::targets::WriteMethod::Rewrite,
             etag: Some("etag".into()),
             new_version: None,
             notes: Vec::new(),
@@ -132,10 +133,12 @@ async fn stop_with_every_worker_busy(
         drain_timeout: Duration::from_secs(20),
         ..RunOptions::default()
     };
-    let (stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = watch::channel(Shutdown::Run);
     let run = {
         let (store, job, target) = (store.clone(), store.job(id).await.unwrap(), target.clone());
-        tokio::spawn(async move { run_job(&store, &job, target, &options, shutdown, &Quiet).await })
+        tokio::spawn(async move {
+            run_job(&store, &job, Arc::new(target), &options, shutdown, &Quiet).await
+        })
     };
     let waiting = Instant::now();
     while target.started.load(Ordering::SeqCst) < concurrency {
@@ -145,7 +148,7 @@ async fn stop_with_every_worker_busy(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    stop.send(true).unwrap();
+    stop.send(Shutdown::Drain).unwrap();
     let stopped = Instant::now();
     // Time for the runner to see the stop (it looks at least every 100 ms), so that no
     // further task starts, before the busy workers may finish.
@@ -217,6 +220,7 @@ impl ContestedTarget {
     }
 }
 
+#[async_trait::async_trait]
 impl Target for ContestedTarget {
     async fn inspect(&self, _: &ObjectRef) -> Result<ObjectState, TargetError> {
         let (etag, mode) = *self.object.lock().unwrap();
@@ -229,7 +233,7 @@ impl Target for ContestedTarget {
             bucket_key: false,
             sse_c_key_md5: None,
             version_id: None,
-            details: None,
+            extra: None,
         })
     }
 
@@ -245,16 +249,16 @@ impl Target for ContestedTarget {
             object.0 += 1;
         }
         if seen.etag != format!("\"v{}\"", object.0) {
-            return Err(TargetError {
-                kind: ErrorKind::Changed,
-                http_status: 412,
-                code: "PreconditionFailed".into(),
-                message: "the object changed".into(),
-            });
+            return Err(TargetError::new(
+                ErrorKind::Changed,
+                412,
+                "PreconditionFailed",
+                "the object changed".into(),
+            ));
         }
         object.1 = SseMode::SseS3;
         let written = Written {
-            method: crate::target::WriteMethod::Copy,
+            method: crate::targets::WriteMethod::Copy,
             etag: Some(format!("\"v{}\"", object.0)),
             new_version: None,
             notes: Vec::new(),
@@ -278,13 +282,12 @@ fn task() -> Task {
 }
 
 #[tokio::test]
-async fn changes_under_us_do_not_use_up_the_attempts_for_errors() {
+async fn changes_under_us_are_inspected_again() {
     let options = RunOptions {
-        max_attempts: 3,
         max_changes: 10,
         ..RunOptions::default()
     };
-    // Five rewrites, each answered 412, with three tries for errors: the task goes on.
+    // Five rewrites, each answered 412: the task goes on.
     let (result, _) = run_task(&ContestedTarget::new(5, false), &task(), &options).await;
     assert_eq!(result.state, TaskState::Succeeded, "{result:?}");
     assert_eq!(result.attempts, 6);

@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 
-use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, WriteMethod, Written};
+use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Want, WriteMethod, Written};
 use crate::crypto::CustomerKey;
-use crate::job::JobSpec;
 use crate::sse::{SseMode, SseSpec};
 use crate::store::{Encryption, ObjectMeta, Reencrypt, SseState, Store, StoreError};
 
 pub struct LocalTarget {
-    store: Arc<Store>,
+    inner: Arc<Inner>,
+}
+
+/// What the blocking store calls need, shared with them.
+struct Inner {
+    store: Store,
     to: Encryption,
     /// The KMS key id the job wants, resolved once (aliases name ids).
     kms_key_id: Option<String>,
@@ -20,19 +24,14 @@ pub struct LocalTarget {
 }
 
 impl LocalTarget {
-    /// A target for `spec`, with the customer keys it names already loaded.
-    pub fn new(
-        store: Store,
-        spec: &JobSpec,
-        target_key: Option<CustomerKey>,
-        source_key: Option<CustomerKey>,
-    ) -> Result<LocalTarget, StoreError> {
-        let (to, kms) = match &spec.sse {
+    /// A target on `store` for what the job wants.
+    pub fn new(store: Store, want: Want) -> Result<LocalTarget, StoreError> {
+        let (to, kms) = match &want.sse {
             SseSpec::SseS3 => (Encryption::SseS3, None),
             SseSpec::SseKms { key_id } => (
                 Encryption::SseKms {
                     key_id: key_id.clone(),
-                    bucket_key: spec.bucket_key,
+                    bucket_key: want.bucket_key,
                 },
                 Some(
                     key_id
@@ -47,7 +46,7 @@ impl LocalTarget {
                 Some(key_id.as_str()),
             ),
             SseSpec::SseC { .. } => (
-                Encryption::SseC(target_key.expect("an SSE-C job is given its key")),
+                Encryption::SseC(want.customer_key.expect("an SSE-C job is given its key")),
                 None,
             ),
         };
@@ -55,12 +54,25 @@ impl LocalTarget {
             .map(|k| store.keys().describe_key(k).map(|info| info.id))
             .transpose()?;
         Ok(LocalTarget {
-            store: Arc::new(store),
-            to,
-            kms_key_id,
-            source_key,
-            fast_path: true,
+            inner: Arc::new(Inner {
+                store,
+                to,
+                kms_key_id,
+                source_key: want.source_customer_key,
+                fast_path: true,
+            }),
         })
+    }
+
+    /// Runs a store call on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Inner) -> Result<T, TargetError> + Send + 'static,
+    ) -> Result<T, TargetError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || call(&inner))
+            .await
+            .expect("a store call does not panic")
     }
 }
 
@@ -83,7 +95,7 @@ fn state_of(meta: &ObjectMeta) -> ObjectState {
             _ => None,
         },
         version_id: None,
-        details: None,
+        extra: None,
     }
 }
 
@@ -106,50 +118,44 @@ fn target_error(e: StoreError) -> TargetError {
         StoreError::Io { .. } => (ErrorKind::Transient, 500, "InternalError"),
         _ => (ErrorKind::Permanent, 400, "InvalidRequest"),
     };
-    TargetError {
-        kind,
-        http_status: status,
-        code: code.to_owned(),
-        message: e.to_string(),
-    }
+    TargetError::new(kind, status, code, e.to_string())
 }
 
 fn versions_unsupported(object: &ObjectRef) -> Option<TargetError> {
     match object.version_id.as_deref() {
         None | Some("null") => None,
-        Some(v) => Some(TargetError {
-            kind: ErrorKind::Permanent,
-            http_status: 400,
-            code: "InvalidArgument".into(),
-            message: format!("version {v}: the local store keeps no object versions"),
-        }),
+        Some(v) => Some(TargetError::permanent(
+            400,
+            "InvalidArgument",
+            format!("version {v}: the local store keeps no object versions"),
+        )),
     }
 }
 
-impl Target for Arc<LocalTarget> {
+#[async_trait::async_trait]
+impl Target for LocalTarget {
     async fn inspect(&self, object: &ObjectRef) -> Result<ObjectState, TargetError> {
         if let Some(e) = versions_unsupported(object) {
             return Err(e);
         }
-        let this = Arc::clone(self);
         let object = object.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |this| {
             this.store
                 .head(&object.bucket, &object.key)
                 .map(|m| state_of(&m))
                 .map_err(target_error)
         })
         .await
-        .expect("a store call does not panic")
     }
 
     fn is_compliant(&self, state: &ObjectState) -> bool {
-        if state.mode != self.to.mode() {
+        let this = &self.inner;
+        if state.mode != this.to.mode() {
             return false;
         }
-        match &self.to {
+        match &this.to {
             Encryption::SseKms { .. } | Encryption::DsseKms { .. } => {
-                state.kms_key_id == self.kms_key_id
+                state.kms_key_id == this.kms_key_id
             }
             Encryption::SseC(key) => state.sse_c_key_md5.as_deref() == Some(&key.md5_base64()),
             _ => true,
@@ -161,28 +167,23 @@ impl Target for Arc<LocalTarget> {
         object: &ObjectRef,
         seen: &ObjectState,
     ) -> Result<Written, TargetError> {
-        let this = Arc::clone(self);
         let object = object.clone();
         let etag = seen.etag.clone();
         let source_is_ssec = seen.mode == SseMode::SseC;
-        tokio::task::spawn_blocking(move || {
-            let source_key = if source_is_ssec {
-                match this.source_key.as_ref() {
-                    Some(k) => Some(k),
-                    None => {
-                        return Err(TargetError {
-                            kind: ErrorKind::Permanent,
-                            http_status: 400,
-                            code: "InvalidRequest".into(),
-                            message: format!(
-                                "{}/{} is SSE-C: the job needs its key (--source-sse-c)",
-                                object.bucket, object.key
-                            ),
-                        });
-                    }
+        self.blocking(move |this| {
+            let source_key = match (source_is_ssec, this.source_key.as_ref()) {
+                (false, _) => None,
+                (true, Some(k)) => Some(k),
+                (true, None) => {
+                    return Err(TargetError::permanent(
+                        400,
+                        "InvalidRequest",
+                        format!(
+                            "{}/{} is SSE-C: the job needs its key (--source-sse-c)",
+                            object.bucket, object.key
+                        ),
+                    ));
                 }
-            } else {
-                None
             };
             this.store
                 .reencrypt(
@@ -207,6 +208,5 @@ impl Target for Arc<LocalTarget> {
                 .map_err(target_error)
         })
         .await
-        .expect("a store call does not panic")
     }
 }

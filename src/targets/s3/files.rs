@@ -12,11 +12,36 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncWriteExt;
 
 use crate::encoding::encode_key;
+use crate::errors::chain;
+
+/// Why a manifest, a listing or a report upload failed: what the user named does not work
+/// (no such bucket or key, access denied, a prefix where an object is wanted), or the
+/// network, the server or a local file failed. The message is one line, naming the
+/// location.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FilesError {
+    fn local(path: &Path, e: std::io::Error) -> FilesError {
+        FilesError::Failed(format!("{}: {e}", path.display()))
+    }
+
+    /// S3's own code, when the server answered with one.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FilesError::Input(m) if m.contains(": NoSuchKey:") || m.contains(": NotFound:"))
+    }
+}
 
 /// `s3://bucket/key-or-prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,18 +94,27 @@ impl Drop for TempDir {
     }
 }
 
-fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(
-    url: &str,
-    e: aws_sdk_s3::error::SdkError<E, R>,
-) -> String {
-    match e.as_service_error().and_then(|s| s.code()) {
-        Some(code) => format!(
-            "{url}: {code}: {}",
-            e.as_service_error()
-                .and_then(|s| s.message())
-                .unwrap_or("(no message)")
-        ),
-        None => format!("{url}: {}", DisplayErrorContext(&e)),
+/// An SDK error as a [`FilesError`]: an answer in the 4xx range is about what the user
+/// named; anything else (5xx, no answer, a timeout) is the network's or the server's.
+fn describe<E>(url: &str, e: SdkError<E, HttpResponse>) -> FilesError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match e.as_service_error() {
+        Some(service) if status.is_some_and(|s| (400..500).contains(&s)) => {
+            FilesError::Input(format!(
+                "{url}: {}: {}",
+                service.code().unwrap_or("error"),
+                service.message().unwrap_or("(no message)")
+            ))
+        }
+        Some(service) => FilesError::Failed(format!(
+            "{url}: {}: {}",
+            service.code().unwrap_or("server error"),
+            service.message().unwrap_or("(no message)")
+        )),
+        None => FilesError::Failed(format!("{url}: {}", chain(&e))),
     }
 }
 
@@ -90,13 +124,13 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug
 /// whole command.
 fn retrying(client: &Client) -> Client {
     let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
-        .with_max_attempts(super::s3::REQUEST_ATTEMPTS)
+        .with_max_attempts(super::S3Options::default().max_attempts)
         .with_initial_backoff(std::time::Duration::from_millis(100));
     Client::from_conf(client.config().to_builder().retry_config(retry).build())
 }
 
 /// Downloads one object into `path` (its folders made), streaming.
-pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), String> {
+pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), FilesError> {
     let out = retrying(client)
         .get_object()
         .bucket(&from.bucket)
@@ -107,33 +141,35 @@ pub async fn download(client: &Client, from: &S3Url, path: &Path) -> Result<(), 
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(|e| format!("{}: {e}", parent.display()))?;
+            .map_err(|e| FilesError::local(parent, e))?;
     }
     let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| FilesError::local(path, e))?;
     let mut body = out.body.into_async_read();
     tokio::io::copy(&mut body, &mut file)
         .await
-        .map_err(|e| format!("{from}: download cut short: {e}"))?;
-    file.flush()
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| FilesError::Failed(format!("{from}: download cut short: {e}")))?;
+    file.flush().await.map_err(|e| FilesError::local(path, e))?;
     Ok(())
 }
 
 /// Fetches a manifest named by an s3:// URL into `dir`, mirroring its key, and returns
 /// the local path to read. An inventory `manifest.json` brings its `manifest.checksum`
 /// and its data files (from the destination bucket it names) along.
-pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<PathBuf, String> {
+pub async fn fetch_manifest(
+    client: &Client,
+    url: &S3Url,
+    dir: &Path,
+) -> Result<PathBuf, FilesError> {
     if url.key.is_empty() || url.key.ends_with('/') {
-        return Err(format!(
-            "--manifest {url}: names a prefix, not a manifest object"
-        ));
+        return Err(FilesError::Input(format!(
+            "{url}: names a prefix, not a manifest object"
+        )));
     }
     let local = dir.join(&url.key);
     download(client, url, &local).await?;
-    let text = std::fs::read(&local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let text = std::fs::read(&local).map_err(|e| FilesError::local(&local, e))?;
     let first = text.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Ok(local);
@@ -163,7 +199,7 @@ pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<
     };
     match download(client, &checksum, &dir.join(&checksum.key)).await {
         Ok(()) => {}
-        Err(e) if e.contains("NoSuchKey") || e.contains("NotFound") => {}
+        Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
     let data_bucket = parsed
@@ -174,9 +210,9 @@ pub async fn fetch_manifest(client: &Client, url: &S3Url, dir: &Path) -> Result<
     for file in parsed.files {
         let key = file.key.trim_start_matches('/').to_owned();
         if key.split('/').any(|part| part == "..") {
-            return Err(format!(
-                "--manifest {url}: files[].key {key:?} climbs out of its folder"
-            ));
+            return Err(FilesError::Input(format!(
+                "{url}: files[].key {key:?} climbs out of its folder"
+            )));
         }
         let from = S3Url {
             bucket: data_bucket.clone(),
@@ -203,17 +239,17 @@ pub async fn list_to_csv(
     url: &S3Url,
     all_versions: bool,
     path: &Path,
-) -> Result<ListingCounts, String> {
+) -> Result<ListingCounts, FilesError> {
     let client = &retrying(client);
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = std::fs::File::create(path).map_err(|e| FilesError::local(path, e))?;
     let mut out = std::io::BufWriter::new(file);
     let mut counts = ListingCounts::default();
-    let mut line = |key: &str, version: Option<&str>| -> Result<(), String> {
+    let mut line = |key: &str, version: Option<&str>| -> Result<(), FilesError> {
         let r = match version {
             Some(v) => writeln!(out, "{},{},{}", url.bucket, encode_key(key), v),
             None => writeln!(out, "{},{}", url.bucket, encode_key(key)),
         };
-        r.map_err(|e| format!("{}: {e}", path.display()))
+        r.map_err(|e| FilesError::local(path, e))
     };
     let prefix = (!url.key.is_empty()).then(|| url.key.clone());
     if all_versions {
@@ -261,19 +297,18 @@ pub async fn list_to_csv(
             }
         }
     }
-    out.flush()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    out.flush().map_err(|e| FilesError::local(path, e))?;
     Ok(counts)
 }
 
 /// Uploads every file under `dir` to `to` (a prefix), keeping relative paths.
-pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S3Url>, String> {
+pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S3Url>, FilesError> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| FilesError::local(&d, e))?;
         for entry in entries {
-            let path = entry.map_err(|e| format!("{}: {e}", d.display()))?.path();
+            let path = entry.map_err(|e| FilesError::local(&d, e))?.path();
             if path.is_dir() {
                 stack.push(path);
             } else {
@@ -301,7 +336,7 @@ pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S
         };
         let body = ByteStream::from_path(&path)
             .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| FilesError::Failed(format!("{}: {e}", path.display())))?;
         client
             .put_object()
             .bucket(&dest.bucket)

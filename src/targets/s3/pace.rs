@@ -151,12 +151,10 @@ impl Drop for Permit<'_> {
 }
 
 /// A backoff for the `attempt`-th retry (1-based): exponential from 100 ms up to 10 s, with
-/// full jitter in its upper half.
+/// jitter over its upper half, so that requests throttled together do not retry together.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.saturating_sub(1).min(7);
-    let base = base.min(10_000);
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 2 / 255;
-    Duration::from_millis(base / 2 + jitter)
+    let base = (100u64 << attempt.saturating_sub(1).min(7)).min(10_000);
+    Duration::from_millis(base / 2 + fastrand::u64(0..=base / 2))
 }
 
 #[cfg(test)]
