@@ -5,10 +5,11 @@
 //! - `s3.rs` — the S3 operations ([`s3s::S3`]), each a call into [`crate::store`] on
 //!   tokio's blocking pool;
 //! - `sse.rs` — encryption request headers in, encryption response headers out;
-//! - `auth.rs` — the access keys (SigV4; no anonymous access);
+//! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;
 //! - `error.rs` — store errors as S3 error codes and statuses;
-//! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, and a
-//!   graceful shutdown on SIGTERM or SIGINT.
+//! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, what
+//!   every request goes through around s3s ([`Front`]), and a graceful shutdown on SIGTERM
+//!   or SIGINT.
 //!
 //! Must not print (the CLI does) and knows nothing of jobs.
 
@@ -20,10 +21,13 @@ mod sse;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::service::S3Service;
+use s3s::{HttpError, HttpResponse, S3Error};
 use tokio::net::TcpListener;
 
 pub use auth::{ACCESS_KEY_ENV, Credentials, SECRET_KEY_ENV};
@@ -101,11 +105,13 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
         source,
     })?;
     let endpoint = Endpoint::new(Arc::new(config.store), config.region.clone());
-    let service = {
-        let mut builder = s3s::service::S3ServiceBuilder::new(endpoint);
-        builder.set_auth(config.credentials.into_auth());
-        builder.build()
-    };
+    let front = Arc::new(Front {
+        service: {
+            let mut builder = s3s::service::S3ServiceBuilder::new(endpoint);
+            builder.set_auth(config.credentials.into_auth());
+            builder.build()
+        },
+    });
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
@@ -134,12 +140,12 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
             peer,
             tls: tls.is_some(),
         };
-        let service = service.clone();
+        let front = front.clone();
         let per_request =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(connection);
-                let service = service.clone();
-                async move { service.call(request.map(s3s::Body::from)).await }
+                let front = front.clone();
+                async move { front.answer(request).await }
             });
         match &tls {
             None => {
@@ -182,6 +188,25 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
         () = tokio::time::sleep(SHUTDOWN_GRACE) => on_event(Event::Abandoned),
     }
     Ok(())
+}
+
+/// What every request goes through around s3s: S3's limits on presigned URLs.
+struct Front {
+    service: S3Service,
+}
+
+impl Front {
+    async fn answer(&self, request: http::Request<Incoming>) -> Result<HttpResponse, HttpError> {
+        if let Err(refused) = auth::check_presigned_url(request.uri().query(), SystemTime::now()) {
+            return error_answer(refused);
+        }
+        self.service.call(request.map(s3s::Body::from)).await
+    }
+}
+
+fn error_answer(e: S3Error) -> Result<HttpResponse, HttpError> {
+    e.to_http_response()
+        .map_err(|e| HttpError::new(Box::new(e)))
 }
 
 fn tls_acceptor(
