@@ -1799,3 +1799,71 @@ fn header_signed_requests_dated_too_far_from_the_clock_are_refused() {
         assert_eq!(list_buckets(at), (403, "RequestTimeTooSkewed".to_owned()));
     }
 }
+
+#[test]
+fn a_body_that_does_not_match_its_sha256_is_refused_and_not_stored() {
+    let server = S3Server::reseal_serve();
+    let c = server.client();
+    let rt = rt();
+    rt.block_on(c.create_bucket().bucket("sha").send()).unwrap();
+    let wrong = format!("x-amz-content-sha256: {}", sha256_hex(b"other bytes"));
+    // curl signs the request with the digest it is given: a valid signature, a wrong digest.
+    let put = |url: &str, digest: &str, data: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/stdout",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "PUT",
+            ])
+            .args(["--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+            .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+            .args(["-H", digest, "--data-binary", data])
+            .arg(format!("{}{url}", server.endpoint))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = put("/sha/k", &wrong, "the bytes sent");
+    assert!(said.ends_with("\n400"), "{said}");
+    assert!(
+        said.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+        "{said}"
+    );
+    let (_, st) = refused!(rt.block_on(c.head_object().bucket("sha").key("k").send()));
+    assert_eq!(st, 404, "nothing is stored");
+    let right = format!("x-amz-content-sha256: {}", sha256_hex(b"the bytes sent"));
+    assert!(put("/sha/k", &right, "the bytes sent").ends_with("\n200"));
+
+    // A part, and an XML body (which s3s reads itself).
+    let upload = rt
+        .block_on(c.create_multipart_upload().bucket("sha").key("mp").send())
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let said = put(
+        &format!("/sha/mp?partNumber=1&uploadId={id}"),
+        &wrong,
+        "a part",
+    );
+    assert!(
+        said.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+        "{said}"
+    );
+    let parts = rt
+        .block_on(c.list_parts().bucket("sha").key("mp").upload_id(id).send())
+        .unwrap();
+    assert!(parts.parts().is_empty(), "no part is stored");
+    let said = put(
+        "/sha?tagging=",
+        &wrong,
+        "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
+    );
+    assert!(said.ends_with("\n400"), "{said}");
+    assert!(
+        said.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+        "{said}"
+    );
+}

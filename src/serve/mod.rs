@@ -6,6 +6,7 @@
 //!   tokio's blocking pool;
 //! - `sse.rs` — encryption request headers in, encryption response headers out;
 //! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;
+//! - `payload.rs` — request bodies against the SHA-256 they were signed with;
 //! - `error.rs` — store errors as S3 error codes and statuses;
 //! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, what
 //!   every request goes through around s3s ([`Front`]), and a graceful shutdown on SIGTERM
@@ -15,6 +16,7 @@
 
 mod auth;
 mod error;
+mod payload;
 mod s3;
 mod sse;
 
@@ -190,7 +192,8 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
     Ok(())
 }
 
-/// What every request goes through around s3s: S3's limits on presigned URLs.
+/// What every request goes through around s3s: S3's limits on presigned URLs, and the
+/// body against its declared SHA-256.
 struct Front {
     service: S3Service,
 }
@@ -200,7 +203,16 @@ impl Front {
         if let Err(refused) = auth::check_presigned_url(request.uri().query(), SystemTime::now()) {
             return error_answer(refused);
         }
-        self.service.call(request.map(s3s::Body::from)).await
+        let (request, payload) = payload::checked(request);
+        let answer = self.service.call(request).await;
+        // s3s reads an XML body itself, and answers InternalError when it breaks off.
+        let body_failed = answer
+            .as_ref()
+            .map_or(true, |r| r.status().is_server_error());
+        if payload.mismatched() && body_failed {
+            return error_answer(payload::mismatch());
+        }
+        answer
     }
 }
 
