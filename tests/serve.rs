@@ -48,14 +48,10 @@ macro_rules! refused {
     }};
 }
 
-/// An object's metadata as the store keeps it (JSON between a magic and an HMAC).
-fn stored_meta(server: &S3Server, bucket: &str, key: &str) -> serde_json::Value {
-    use sha2::Digest as _;
-    let hash: String = sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = server
+/// Where the store keeps an object's metadata.
+fn meta_path(server: &S3Server, bucket: &str, key: &str) -> PathBuf {
+    let hash = sha256_hex(key.as_bytes());
+    server
         .reseal
         .as_ref()
         .unwrap()
@@ -64,8 +60,12 @@ fn stored_meta(server: &S3Server, bucket: &str, key: &str) -> serde_json::Value 
         .join(bucket)
         .join("objects")
         .join(&hash[..2])
-        .join(format!("{hash}.meta"));
-    let bytes = std::fs::read(&path).unwrap();
+        .join(format!("{hash}.meta"))
+}
+
+/// An object's metadata as the store keeps it (JSON between a magic and an HMAC).
+fn stored_meta(server: &S3Server, bucket: &str, key: &str) -> serde_json::Value {
+    let bytes = std::fs::read(meta_path(server, bucket, key)).unwrap();
     serde_json::from_slice(&bytes[8..bytes.len() - 32]).unwrap()
 }
 
@@ -1865,5 +1865,106 @@ fn a_body_that_does_not_match_its_sha256_is_refused_and_not_stored() {
     assert!(
         said.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
         "{said}"
+    );
+    assert!(!server.log().contains("ERROR"), "{}", server.log());
+}
+
+/// Sends `n` unsigned requests, each on its own connection; expects each refused.
+fn send_unsigned(endpoint: &str, n: usize) {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    for _ in 0..n {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /some-bucket/some-key HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    }
+}
+
+#[test]
+fn refused_requests_are_not_errors_in_the_log_and_server_failures_are() {
+    let server = S3Server::reseal_serve_env(&[], &[("RESEAL_LOG", "warn")]);
+    send_unsigned(&server.endpoint, 200);
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, "not-the-secret", None, None, "t");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(&server.endpoint)
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .build();
+    let wrongly_signed = aws_sdk_s3::Client::from_conf(config);
+    let c = server.client();
+    let rt = rt();
+    rt.block_on(async {
+        let (code, _) = refused!(wrongly_signed.list_buckets().send().await);
+        assert_eq!(code, "SignatureDoesNotMatch");
+        c.create_bucket().bucket("logs").send().await.unwrap();
+        let (_, st) = refused!(c.head_object().bucket("logs").key("none").send().await);
+        assert_eq!(st, 404);
+        c.put_object()
+            .bucket("logs")
+            .key("k")
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .unwrap();
+    });
+    let log = server.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert!(log.len() < 400, "only the startup line: {log}");
+
+    // A damaged object is a server failure, and is logged as one.
+    let mut meta = std::fs::read(meta_path(&server, "logs", "k")).unwrap();
+    meta[10] ^= 1;
+    std::fs::write(meta_path(&server, "logs", "k"), meta).unwrap();
+    let status = curl_signed(&[])
+        .arg(format!("{}/logs/k", server.endpoint))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "500");
+    let log = server.log();
+    assert!(log.contains("ERROR"), "{log}");
+}
+
+#[test]
+fn refusals_are_logged_at_debug_at_a_bounded_rate_and_without_colour() {
+    let server = S3Server::reseal_serve_env(&[], &[("RESEAL_LOG", "reseal=debug")]);
+    let refusals = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(" refused"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let start = std::time::Instant::now();
+    send_unsigned(&server.endpoint, 200);
+    let elapsed = start.elapsed().as_secs_f64();
+    let written = refusals(&server.log()).len();
+    assert!(
+        written >= 1 && written as f64 <= 11.0 + 10.0 * elapsed,
+        "{written} lines in {elapsed:.2}s: {}",
+        server.log()
+    );
+    // After a pause, the next line counts the refusals not logged before it.
+    std::thread::sleep(Duration::from_millis(300));
+    send_unsigned(&server.endpoint, 1);
+    let log = server.log();
+    assert!(!log.contains('\u{1b}'), "no colour in a log file: {log:?}");
+    let lines = refusals(&log);
+    let dropped: u64 = lines
+        .iter()
+        .filter_map(|l| l.split("dropped=").nth(1))
+        .map(|n| n.split_whitespace().next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(dropped > 0, "{log}");
+    assert_eq!(
+        lines.len() as u64 + dropped,
+        201,
+        "every refusal is logged or counted: {log}"
     );
 }

@@ -8,6 +8,7 @@
 //! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;
 //! - `payload.rs` — request bodies against the SHA-256 they were signed with;
 //! - `error.rs` — store errors as S3 error codes and statuses;
+//! - `log.rs` — the request log;
 //! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, what
 //!   every request goes through around s3s ([`Front`]), and a graceful shutdown on SIGTERM
 //!   or SIGINT.
@@ -16,6 +17,7 @@
 
 mod auth;
 mod error;
+mod log;
 mod payload;
 mod s3;
 mod sse;
@@ -113,6 +115,7 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
             builder.set_auth(config.credentials.into_auth());
             builder.build()
         },
+        log: log::RequestLog::new(),
     });
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -147,7 +150,7 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
             hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(connection);
                 let front = front.clone();
-                async move { front.answer(request).await }
+                async move { front.answer(request, connection.peer).await }
             });
         match &tls {
             None => {
@@ -192,19 +195,32 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
     Ok(())
 }
 
-/// What every request goes through around s3s: S3's limits on presigned URLs, and the
-/// body against its declared SHA-256.
+/// What every request goes through around s3s: S3's limits on presigned URLs, the body
+/// against its declared SHA-256, and the request log.
 struct Front {
     service: S3Service,
+    log: log::RequestLog,
 }
 
 impl Front {
-    async fn answer(&self, request: http::Request<Incoming>) -> Result<HttpResponse, HttpError> {
+    async fn answer(
+        &self,
+        request: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, HttpError> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let answer = self.call(request).await;
+        self.log.answered(peer, &method, &path, &answer);
+        answer
+    }
+
+    async fn call(&self, request: http::Request<Incoming>) -> Result<HttpResponse, HttpError> {
         if let Err(refused) = auth::check_presigned_url(request.uri().query(), SystemTime::now()) {
             return error_answer(refused);
         }
         let (request, payload) = payload::checked(request);
-        let answer = self.service.call(request).await;
+        let answer = self.log.quiet(self.service.call(request)).await;
         // s3s reads an XML body itself, and answers InternalError when it breaks off.
         let body_failed = answer
             .as_ref()

@@ -201,6 +201,11 @@ impl S3Server {
     /// [`S3Server::reseal_serve`] with more arguments (TLS) and its log in the store's
     /// folder (`serve.log`).
     pub fn reseal_serve_with(extra: &[&str]) -> S3Server {
+        S3Server::reseal_serve_env(extra, &[])
+    }
+
+    /// [`S3Server::reseal_serve_with`] with more environment (`RESEAL_LOG`).
+    pub fn reseal_serve_env(extra: &[&str], env: &[(&str, &str)]) -> S3Server {
         use base64::Engine as _;
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
@@ -223,6 +228,7 @@ impl S3Server {
             .env("RESEAL_STORE", &store.dir)
             .env("RESEAL_ACCESS_KEY", ACCESS_KEY)
             .env("RESEAL_SECRET_KEY", SECRET_KEY)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -263,6 +269,15 @@ impl S3Server {
             Some(store) => store.reseal(&["keys", "create"]).trim().to_owned(),
             None => moto_kms_key(&self.endpoint),
         }
+    }
+
+    /// What `reseal serve` has written to its stderr so far.
+    pub fn log(&self) -> String {
+        let dir = self
+            ._dir
+            .as_ref()
+            .expect("reseal serve keeps its log in its folder");
+        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// The server's process id (to signal it).
