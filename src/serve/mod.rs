@@ -5,25 +5,33 @@
 //! - `s3.rs` — the S3 operations ([`s3s::S3`]), each a call into [`crate::store`] on
 //!   tokio's blocking pool;
 //! - `sse.rs` — encryption request headers in, encryption response headers out;
-//! - `auth.rs` — the access keys (SigV4; no anonymous access);
+//! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;
+//! - `payload.rs` — request bodies against the SHA-256 they were signed with;
 //! - `error.rs` — store errors as S3 error codes and statuses;
-//! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, and a
-//!   graceful shutdown on SIGTERM or SIGINT.
+//! - `log.rs` — the request log;
+//! - this file — the listener: plain HTTP or TLS, one [`Connection`] per client, what
+//!   every request goes through around s3s ([`Front`]), and a graceful shutdown on SIGTERM
+//!   or SIGINT.
 //!
 //! Must not print (the CLI does) and knows nothing of jobs.
 
 mod auth;
 mod error;
+mod log;
+mod payload;
 mod s3;
 mod sse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::service::S3Service;
+use s3s::{HttpError, HttpResponse, S3Error};
 use tokio::net::TcpListener;
 
 pub use auth::{ACCESS_KEY_ENV, Credentials, SECRET_KEY_ENV};
@@ -101,11 +109,14 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
         source,
     })?;
     let endpoint = Endpoint::new(Arc::new(config.store), config.region.clone());
-    let service = {
-        let mut builder = s3s::service::S3ServiceBuilder::new(endpoint);
-        builder.set_auth(config.credentials.into_auth());
-        builder.build()
-    };
+    let front = Arc::new(Front {
+        service: {
+            let mut builder = s3s::service::S3ServiceBuilder::new(endpoint);
+            builder.set_auth(config.credentials.into_auth());
+            builder.build()
+        },
+        log: log::RequestLog::new(),
+    });
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
@@ -134,12 +145,12 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
             peer,
             tls: tls.is_some(),
         };
-        let service = service.clone();
+        let front = front.clone();
         let per_request =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(connection);
-                let service = service.clone();
-                async move { service.call(request.map(s3s::Body::from)).await }
+                let front = front.clone();
+                async move { front.answer(request, connection.peer).await }
             });
         match &tls {
             None => {
@@ -182,6 +193,48 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
         () = tokio::time::sleep(SHUTDOWN_GRACE) => on_event(Event::Abandoned),
     }
     Ok(())
+}
+
+/// What every request goes through around s3s: S3's limits on presigned URLs, the body
+/// against its declared SHA-256, and the request log.
+struct Front {
+    service: S3Service,
+    log: log::RequestLog,
+}
+
+impl Front {
+    async fn answer(
+        &self,
+        request: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, HttpError> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let answer = self.call(request).await;
+        self.log.answered(peer, &method, &path, &answer);
+        answer
+    }
+
+    async fn call(&self, request: http::Request<Incoming>) -> Result<HttpResponse, HttpError> {
+        if let Err(refused) = auth::check_presigned_url(request.uri().query(), SystemTime::now()) {
+            return error_answer(refused);
+        }
+        let (request, payload) = payload::checked(request);
+        let answer = self.log.quiet(self.service.call(request)).await;
+        // s3s reads an XML body itself, and answers InternalError when it breaks off.
+        let body_failed = answer
+            .as_ref()
+            .map_or(true, |r| r.status().is_server_error());
+        if payload.mismatched() && body_failed {
+            return error_answer(payload::mismatch());
+        }
+        answer
+    }
+}
+
+fn error_answer(e: S3Error) -> Result<HttpResponse, HttpError> {
+    e.to_http_response()
+        .map_err(|e| HttpError::new(Box::new(e)))
 }
 
 fn tls_acceptor(

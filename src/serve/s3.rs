@@ -6,15 +6,17 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use s3s::dto::*;
-use s3s::{S3, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::Connection;
 use super::error::{error, from_store, internal};
+use super::payload::{self, Verdict};
 use super::sse::{CustomerHeaders, Described, KeyArns, requested};
 use crate::crypto::CustomerKey;
 use crate::encoding;
@@ -53,11 +55,26 @@ impl Endpoint {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> S3Result<T> {
+        self.on_pool(f).await?.map_err(from_store)
+    }
+
+    /// [`Endpoint::blocking`] for a call that reads the request body.
+    async fn blocking_reading<T: Send + 'static>(
+        &self,
+        body: &BodyOutcome,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> S3Result<T> {
+        self.on_pool(f).await?.map_err(|e| body.answer(e))
+    }
+
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> S3Result<Result<T, StoreError>> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(internal)?
-            .map_err(from_store)
+            .map_err(internal)
     }
 
     fn describe(&self, sse: &SseState) -> Described {
@@ -316,15 +333,53 @@ fn byte_range(r: Range) -> ByteRange {
     }
 }
 
-/// A request body as a blocking reader for the store (to be moved onto the blocking pool).
-fn body_reader(body: Option<StreamingBlob>) -> Box<dyn io::Read + Send> {
-    match body {
+/// A request body as a blocking reader for the store (to be moved onto the blocking pool),
+/// and what to answer if it breaks off.
+fn body_reader(
+    body: Option<StreamingBlob>,
+    extensions: &http::Extensions,
+) -> (Box<dyn io::Read + Send>, BodyOutcome) {
+    let outcome = BodyOutcome {
+        broke: Arc::new(AtomicBool::new(false)),
+        payload: extensions.get::<Verdict>().cloned(),
+    };
+    let reader: Box<dyn io::Read + Send> = match body {
         None => Box::new(io::empty()),
         Some(blob) => {
-            let stream = blob.map_err(io::Error::other);
+            let broke = outcome.broke.clone();
+            let stream = blob.map_err(move |e| {
+                broke.store(true, Ordering::Release);
+                io::Error::other(e)
+            });
             Box::new(tokio_util::io::SyncIoBridge::new(
                 tokio_util::io::StreamReader::new(stream),
             ))
+        }
+    };
+    (reader, outcome)
+}
+
+/// Whether a request body broke off on its way into the store.
+struct BodyOutcome {
+    broke: Arc<AtomicBool>,
+    payload: Option<Verdict>,
+}
+
+impl BodyOutcome {
+    /// The answer to a store call that read the body. A body that broke off (it did not
+    /// match its SHA-256, the client went away, s3s refused a chunk's signature) is why the
+    /// call failed, and the client's doing, whatever the store made of it.
+    fn answer(&self, e: StoreError) -> S3Error {
+        if self.payload.as_ref().is_some_and(Verdict::mismatched) {
+            payload::mismatch()
+        } else if self.broke.load(Ordering::Acquire) {
+            error(
+                S3ErrorCode::IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP \
+                 header.",
+            )
+        } else {
+            from_store(e)
         }
     }
 }
@@ -872,10 +927,10 @@ impl S3 for Endpoint {
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
             ..new_object_options!(input, customer)
         };
-        let body = body_reader(input.body);
+        let (body, outcome) = body_reader(input.body, &req.extensions);
         let (bucket, key) = (input.bucket, input.key);
         let meta = self
-            .blocking(move |s| s.put(&bucket, &key, body, options))
+            .blocking_reading(&outcome, move |s| s.put(&bucket, &key, body, options))
             .await?;
         let d = self.describe(&meta.sse);
         Ok(S3Response::new(PutObjectOutput {
@@ -1450,10 +1505,10 @@ impl S3 for Endpoint {
         let input = req.input;
         let number = part_number(input.part_number)?;
         let expected_md5 = content_md5_hex(input.content_md5.as_deref())?;
-        let mut body = body_reader(input.body);
+        let (mut body, outcome) = body_reader(input.body, &req.extensions);
         let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
         let (part, sse) = self
-            .blocking(move |s| {
+            .blocking_reading(&outcome, move |s| {
                 let upload = s.upload(&bucket, &id)?;
                 if upload.key != key {
                     return Err(StoreError::NoSuchUpload(id));
