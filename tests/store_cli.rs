@@ -587,3 +587,28 @@ fn get_into_a_pipe_writes_to_it_instead_of_replacing_it() {
         "the pipe is still a pipe"
     );
 }
+
+/// `--store` is taken before or after the subcommand, for `store` and `keys` alike, and
+/// its absence is a clear error.
+#[test]
+fn the_store_option_goes_before_or_after_the_subcommand() {
+    let s = Store::new();
+    let dir = s.dir.clone();
+    s.ok(&["store", "--store", &dir, "mb", "before"]);
+    s.ok(&["store", "mb", "--store", &dir, "after"]);
+    let buckets = s.ok(&["store", "ls", "--store", &dir]);
+    assert!(buckets.contains("before") && buckets.contains("after"), "{buckets}");
+    let before = s.ok(&["keys", "--store", &dir, "create", "--alias", "one"]);
+    let after = s.ok(&["keys", "create", "--store", &dir, "--alias", "two"]);
+    let keys = s.ok(&["keys", "list", "--store", &dir]);
+    for id in [before.trim(), after.trim()] {
+        assert!(keys.contains(id), "{id} in {keys}");
+    }
+    let none = s.run(&["keys", "list"], None);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("give --store DIR or set RESEAL_STORE"),
+        "{}",
+        none.stderr
+    );
+}

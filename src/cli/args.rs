@@ -78,8 +78,7 @@ pub enum Command {
     #[command(subcommand)]
     Job(JobCommand),
     /// reseal's own local object store.
-    #[command(subcommand)]
-    Store(super::store::StoreCommand),
+    Store(StoreCmdArgs),
     /// The local store's keys: SSE-S3 root key versions and the local KMS.
     Keys(KeysArgs),
     /// Create a job and run it to the end, then print a summary.
@@ -205,6 +204,14 @@ pub struct RunOptionArgs {
     /// S3: at most this many requests per second (a hard cap under adaptive pacing).
     #[arg(long, value_name = "N", help_heading = "S3")]
     pub max_rps: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCmdArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: super::store::StoreCommand,
 }
 
 #[derive(Debug, Args)]
@@ -361,17 +368,33 @@ pub struct CreateArgs {
     pub target: TargetArgs,
 }
 
-/// Where the local store is and how to unlock it.
-#[derive(Debug, Clone, Args)]
+/// Where the local store is and how to unlock it. Global within the commands that take it,
+/// so `--store` goes before or after a subcommand (`reseal keys --store D create` and
+/// `reseal keys create --store D` are the same).
+#[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     /// The local store's folder.
-    #[arg(long, env = "RESEAL_STORE", value_name = "DIR")]
-    pub store: PathBuf,
+    #[arg(long, env = "RESEAL_STORE", value_name = "DIR", global = true)]
+    pub store: Option<PathBuf>,
 
     /// A file with the master key (32 raw bytes or their base64, mode 0600). Without it,
     /// the master key is read from RESEAL_MASTER_KEY (base64).
-    #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "RESEAL_MASTER_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
     pub master_key_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store's folder, or what to give.
+    pub fn dir(&self) -> Result<&std::path::Path, super::CliError> {
+        self.store.as_deref().ok_or_else(|| {
+            super::CliError::input("no local store: give --store DIR or set RESEAL_STORE")
+        })
+    }
 }
 
 impl RunOptionArgs {

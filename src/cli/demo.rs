@@ -17,7 +17,7 @@ use super::store::StoreCommand;
 use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
 use crate::encoding::encode_key;
-use crate::job::{JobSpec, JobStore, NewJob, ReportScope, ReportSpec};
+use crate::job::{JobSpec, NewJob, ReportScope, ReportSpec};
 use crate::manifest::Filter;
 use crate::sse::{CustomerKeyRef, CustomerKeySource, SseSpec};
 use crate::store::{Encryption, PutOptions, Store};
@@ -85,19 +85,22 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         .map(|(k, ..)| k.clone())
         .ok_or_else(|| CliError::input("--objects must be at least 1"))?;
     let store_args = StoreArgs {
-        store: store_dir.clone(),
+        store: Some(store_dir.clone()),
         master_key_file: Some(master_path.clone()),
     };
     eprintln!("\ndemo: before — reseal store head {BUCKET} {sample}");
-    super::store::run(StoreCommand::Head {
-        store: store_args.clone(),
-        bucket: BUCKET.into(),
-        key: sample.clone(),
-        output: Output::Table,
-    })?;
+    super::store::run(
+        &store_args,
+        StoreCommand::Head {
+            bucket: BUCKET.into(),
+            key: sample.clone(),
+            output: Output::Table,
+        },
+    )?;
 
     let db = dir.join("jobs.db");
-    let jobs = JobStore::open(&db.display().to_string()).await?;
+    let jobs = crate::job::open_store(&db.display().to_string()).await?;
+    let jobs = jobs.as_ref();
     let (source_key, _) = CustomerKeyRef::resolve(CustomerKeySource::File(customer_path.clone()))
         .map_err(CliError::input)?;
     let new = NewJob {
@@ -124,7 +127,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         store_dir.display()
     );
     let job = super::job::create_and_ingest(
-        &jobs,
+        jobs,
         new,
         super::job::Source::File(manifest),
         &Default::default(),
@@ -151,15 +154,17 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         delete_noncurrent: false,
         max_rps: None,
     };
-    let outcome = super::run::run_jobs(&jobs, Some(&job.id), &target, &options).await;
+    let outcome = super::run::run_jobs(jobs, Some(&job.id), &target, &options).await;
 
     eprintln!("\ndemo: after — reseal store head {BUCKET} {sample}");
-    super::store::run(StoreCommand::Head {
-        store: store_args,
-        bucket: BUCKET.into(),
-        key: sample,
-        output: Output::Table,
-    })?;
+    super::store::run(
+        &store_args,
+        StoreCommand::Head {
+            bucket: BUCKET.into(),
+            key: sample,
+            output: Output::Table,
+        },
+    )?;
     eprintln!(
         "\ndemo: look around with\n  export RESEAL_DB={} RESEAL_STORE={} RESEAL_MASTER_KEY_FILE={}\n  \
          reseal job describe {}\n  reseal store ls {BUCKET} | head\n  reseal keys audit | tail",

@@ -20,11 +20,12 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
         JobCommand::Create(args) => Some(validate_create(args)?),
         _ => None,
     };
-    let store = JobStore::open(db).await?;
+    let store = crate::job::open_store(db).await?;
+    let store = store.as_ref();
     match command {
         JobCommand::Create(args) => {
             let (new, source) = create.expect("validated above");
-            let job = create_and_ingest(&store, new, source, &args.target.s3).await?;
+            let job = create_and_ingest(store, new, source, &args.target.s3).await?;
             println!("{}", job.id);
             Ok(())
         }
@@ -53,15 +54,15 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
                 Output::Json => output::print_json(&view),
             }
         }
-        JobCommand::Confirm { id } => steer(&store, &id, Operation::Confirm).await,
-        JobCommand::Pause { id } => steer(&store, &id, Operation::Pause).await,
-        JobCommand::Resume { id } => steer(&store, &id, Operation::Resume).await,
-        JobCommand::Cancel { id } => steer(&store, &id, Operation::Cancel).await,
+        JobCommand::Confirm { id } => steer(store, &id, Operation::Confirm).await,
+        JobCommand::Pause { id } => steer(store, &id, Operation::Pause).await,
+        JobCommand::Resume { id } => steer(store, &id, Operation::Resume).await,
+        JobCommand::Cancel { id } => steer(store, &id, Operation::Cancel).await,
         JobCommand::Run {
             id,
             target,
             options,
-        } => super::run::run_jobs(&store, id.as_deref(), &target, &options).await,
+        } => super::run::run_jobs(store, id.as_deref(), &target, &options).await,
         JobCommand::Report { id, out, scope, s3 } => {
             let job = store.job(&id).await?;
             let out = if out.starts_with("s3://") {
@@ -73,7 +74,7 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
                     .display()
                     .to_string()
             };
-            let at = super::run::write_report(&store, &job, &out, scope.into(), &s3).await?;
+            let at = super::run::write_report(store, &job, &out, scope.into(), &s3).await?;
             eprintln!("report of job {}: {at}", job.id);
             Ok(())
         }
@@ -85,7 +86,7 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
     }
 }
 
-async fn steer(store: &JobStore, id: &str, op: Operation) -> CliResult {
+async fn steer(store: &dyn JobStore, id: &str, op: Operation) -> CliResult {
     let job = store.job(id).await?;
     let (from, to) = store.apply(&job.id, op).await?;
     eprintln!("job {}: {from} -> {to}", job.id);
@@ -108,7 +109,7 @@ pub enum Source {
 /// Creates a job from its manifest and says so on stderr. A manifest on S3, or a listing,
 /// is fetched into a temporary folder first and read from there.
 pub async fn create_and_ingest(
-    store: &JobStore,
+    store: &dyn JobStore,
     new: NewJob,
     source: Source,
     s3: &S3Args,

@@ -62,8 +62,12 @@ pub enum KeysCommand {
 pub async fn run(store: &StoreArgs, command: KeysCommand) -> CliResult {
     let master = MasterKey::load(store.master_key_file.as_deref()).map_err(CliError::input)?;
     // Small files: the blocking calls are cheaper than handing them to another thread.
-    let mut keys = KeyManager::open(&store.store.join("keys"), &store.store.join("tmp"), master)
-        .map_err(key_error)?;
+    let mut keys = KeyManager::open(
+        &store.dir()?.join("keys"),
+        &store.dir()?.join("tmp"),
+        master,
+    )
+    .map_err(key_error)?;
     match command {
         KeysCommand::Create { alias, description } => {
             let key = keys

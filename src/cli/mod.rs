@@ -56,8 +56,8 @@ impl CliError {
     }
 }
 
-impl From<crate::job::StoreError> for CliError {
-    fn from(e: crate::job::StoreError) -> Self {
+impl From<crate::job::JobStoreError> for CliError {
+    fn from(e: crate::job::JobStoreError) -> Self {
         if e.is_user_error() {
             CliError::input(e)
         } else {
@@ -96,7 +96,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Job(command) => job::run(&cli.db, command).await,
-        Command::Store(command) => store::run(command),
+        Command::Store(args) => store::run(&args.store, args.command),
         Command::Keys(args) => keys::run(&args.store, args.command).await,
         Command::Run(args) => run::run_all(&cli.db, *args).await,
         Command::Verify {

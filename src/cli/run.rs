@@ -54,17 +54,18 @@ pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
         let spec = TargetSpec::s3(endpoint_url.clone());
         s3_options(&args.run, &spec, endpoint_url.as_deref())?;
     }
-    let store = JobStore::open(db).await?;
-    let job = super::job::create_and_ingest(&store, new, source, &args.create.target.s3).await?;
+    let store = crate::job::open_store(db).await?;
+    let store = store.as_ref();
+    let job = super::job::create_and_ingest(store, new, source, &args.create.target.s3).await?;
     if job.status == JobStatus::Suspended {
         return Ok(());
     }
-    run_jobs(&store, Some(&job.id), &args.create.target, &args.run).await
+    run_jobs(store, Some(&job.id), &args.create.target, &args.run).await
 }
 
 /// `reseal job run [ID]`.
 pub async fn run_jobs(
-    store: &JobStore,
+    store: &dyn JobStore,
     id: Option<&str>,
     target: &TargetArgs,
     options: &RunOptionArgs,
@@ -149,7 +150,7 @@ fn load_key(what: &str, key: &CustomerKeyRef) -> Result<CustomerKey, CliError> {
 /// The target a job runs against: the one it recorded, or the one given (then recorded).
 /// Without `--store`, S3 (at `--endpoint-url` when given).
 pub async fn resolve_target_spec(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     args: &TargetArgs,
 ) -> Result<TargetSpec, CliError> {
@@ -289,7 +290,7 @@ fn s3_options(
 }
 
 async fn run_one(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     args: &TargetArgs,
     options: &RunOptionArgs,
@@ -560,7 +561,7 @@ impl Progress for Display {
 
 /// Writes a job's report into a folder or to s3://BUCKET/PREFIX; returns where it is.
 pub async fn write_report(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     destination: &str,
     scope: ReportScope,
@@ -614,7 +615,8 @@ pub async fn verify(
     concurrency: u32,
     output: super::args::Output,
 ) -> CliResult {
-    let store = JobStore::open(db).await?;
+    let store = crate::job::open_store(db).await?;
+    let store = store.as_ref();
     let job = store.job(id).await?;
     if !job.status.is_final() {
         return Err(CliError::input(format!(
@@ -622,9 +624,9 @@ pub async fn verify(
             job.id, job.status
         )));
     }
-    let spec = resolve_target_spec(&store, &job, args).await?;
+    let spec = resolve_target_spec(store, &job, args).await?;
     let target = open_target(&job, &spec, args, None).await?;
-    let (checked, bad) = runner::verify(&store, &job, &target, concurrency as usize)
+    let (checked, bad) = runner::verify(store, &job, &target, concurrency as usize)
         .await
         .map_err(CliError::failed)?;
     match output {

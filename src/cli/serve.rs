@@ -41,7 +41,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         credentials,
         region: args.region,
     };
-    let store_dir = args.store.store.display().to_string();
+    let store_dir = args.store.dir()?.display().to_string();
     crate::serve::serve(config, |event| match event {
         Event::Listening { addr, tls } => {
             let scheme = if tls { "https" } else { "http" };

@@ -22,16 +22,11 @@ use crate::time::format_time;
 pub enum StoreCommand {
     /// Create a store in DIR, with its root key and default KMS key (alias/aws/s3).
     Init {
-        dir: PathBuf,
-        /// A file with the master key (32 raw bytes or base64, mode 0600); otherwise
-        /// RESEAL_MASTER_KEY.
-        #[arg(long, env = "RESEAL_MASTER_KEY_FILE", value_name = "FILE")]
-        master_key_file: Option<PathBuf>,
+        /// The folder to make the store in (or --store).
+        dir: Option<PathBuf>,
     },
     /// Make a bucket.
     Mb {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: String,
         /// The bucket's default encryption: sse-s3 (the default), sse-kms[:KEY] or dsse-kms:KEY.
         #[arg(long, value_name = "SPEC")]
@@ -42,8 +37,6 @@ pub enum StoreCommand {
     },
     /// Write an object from FILE (or standard input).
     Put {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: String,
         key: String,
         /// The file to store; `-` or nothing reads standard input.
@@ -65,8 +58,6 @@ pub enum StoreCommand {
     },
     /// Read an object (or a byte range of it).
     Get {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: String,
         key: String,
         /// Bytes A-B (inclusive, as HTTP Range), A- (to the end) or -N (the last N).
@@ -81,8 +72,6 @@ pub enum StoreCommand {
     },
     /// Show an object's size, ETag, encryption, metadata, tags and times.
     Head {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: String,
         key: String,
         #[arg(long, value_enum, default_value_t)]
@@ -90,8 +79,6 @@ pub enum StoreCommand {
     },
     /// List buckets, or the objects of a bucket.
     Ls {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: Option<String>,
         #[arg(long, default_value = "")]
         prefix: String,
@@ -99,16 +86,9 @@ pub enum StoreCommand {
         output: Output,
     },
     /// Delete an object.
-    Rm {
-        #[command(flatten)]
-        store: StoreArgs,
-        bucket: String,
-        key: String,
-    },
+    Rm { bucket: String, key: String },
     /// Re-encrypt one object in place with a new encryption.
     Reencrypt {
-        #[command(flatten)]
-        store: StoreArgs,
         bucket: String,
         key: String,
         #[arg(long, value_name = "SPEC")]
@@ -143,25 +123,25 @@ fn master_key(file: Option<&Path>) -> Result<MasterKey, CliError> {
 
 pub fn open(args: &StoreArgs) -> Result<Store, CliError> {
     Ok(Store::open(
-        &args.store,
+        args.dir()?,
         master_key(args.master_key_file.as_deref())?,
     )?)
 }
 
-pub fn run(command: StoreCommand) -> CliResult {
+pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
     match command {
-        StoreCommand::Init {
-            dir,
-            master_key_file,
-        } => {
-            let master = master_key(master_key_file.as_deref())?;
+        StoreCommand::Init { dir } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => args.dir()?.to_path_buf(),
+            };
+            let master = master_key(args.master_key_file.as_deref())?;
             let store = Store::init(&dir, master)?;
             drop(store);
             eprintln!("initialised a reseal store in {}", dir.display());
             Ok(())
         }
         StoreCommand::Mb {
-            store,
             bucket,
             default_sse,
             bucket_key,
@@ -178,12 +158,11 @@ pub fn run(command: StoreCommand) -> CliResult {
                     ))),
                 })
                 .transpose()?;
-            open(&store)?.create_bucket(&bucket, default)?;
+            open(args)?.create_bucket(&bucket, default)?;
             eprintln!("made bucket {bucket}");
             Ok(())
         }
         StoreCommand::Put {
-            store,
             bucket,
             key,
             file,
@@ -193,7 +172,7 @@ pub fn run(command: StoreCommand) -> CliResult {
             metadata,
             tag,
         } => {
-            let store = open(&store)?;
+            let store = open(args)?;
             let options = PutOptions {
                 encryption: sse.map(|s| parse_encryption(&s, bucket_key)).transpose()?,
                 content_type,
@@ -221,14 +200,13 @@ pub fn run(command: StoreCommand) -> CliResult {
             Ok(())
         }
         StoreCommand::Get {
-            store,
             bucket,
             key,
             range,
             sse_c,
             output,
         } => {
-            let store = open(&store)?;
+            let store = open(args)?;
             let customer = sse_c
                 .map(|s| load_customer_key("--sse-c", &s))
                 .transpose()?;
@@ -282,12 +260,11 @@ pub fn run(command: StoreCommand) -> CliResult {
             Ok(())
         }
         StoreCommand::Head {
-            store,
             bucket,
             key,
             output,
         } => {
-            let meta = open(&store)?.head(&bucket, &key)?;
+            let meta = open(args)?.head(&bucket, &key)?;
             let view = ObjectView::from(&meta);
             match output {
                 Output::Json => print_json(&view),
@@ -327,12 +304,11 @@ pub fn run(command: StoreCommand) -> CliResult {
             }
         }
         StoreCommand::Ls {
-            store,
             bucket,
             prefix,
             output,
         } => {
-            let store = open(&store)?;
+            let store = open(args)?;
             match bucket {
                 None => {
                     let buckets = store.list_buckets()?;
@@ -366,13 +342,12 @@ pub fn run(command: StoreCommand) -> CliResult {
                 }
             }
         }
-        StoreCommand::Rm { store, bucket, key } => {
-            open(&store)?.delete(&bucket, &key)?;
+        StoreCommand::Rm { bucket, key } => {
+            open(args)?.delete(&bucket, &key)?;
             eprintln!("deleted {bucket}/{key}");
             Ok(())
         }
         StoreCommand::Reencrypt {
-            store,
             bucket,
             key,
             sse,
@@ -381,7 +356,7 @@ pub fn run(command: StoreCommand) -> CliResult {
             if_match,
             fast,
         } => {
-            let store = open(&store)?;
+            let store = open(args)?;
             let to = parse_encryption(&sse, bucket_key)?;
             if matches!(to, Encryption::None) {
                 return Err(CliError::input(

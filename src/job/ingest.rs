@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use super::model::{IngestCounts, Job, JobStatus};
-use super::store::{JobStore, NewJob, StoreError};
+use super::store::{JobStore, JobStoreError, NewJob};
 use crate::manifest::{Entry, Filter, Manifest, ManifestError, ManifestSummary, RowKind};
 
 /// Tasks per batch written to the job store (one transaction each).
@@ -20,13 +20,13 @@ pub enum IngestError {
     #[error("job {job_id} failed: {reason}")]
     Manifest { job_id: String, reason: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] JobStoreError),
 }
 
 /// Creates a job and ingests its manifest. Returns the job as it stands afterwards (Ready,
 /// or Suspended when confirmation is required).
 pub async fn create_job(
-    store: &JobStore,
+    store: &dyn JobStore,
     new: NewJob,
     manifest_path: PathBuf,
 ) -> Result<(Job, IngestCounts), IngestError> {
@@ -36,7 +36,7 @@ pub async fn create_job(
 /// [`create_job`], with the delete markers and noncurrent versions that a listing found
 /// and left out of the manifest added to the job's counts.
 pub async fn create_job_counting(
-    store: &JobStore,
+    store: &dyn JobStore,
     new: NewJob,
     manifest_path: PathBuf,
     left_out: IngestCounts,
@@ -76,11 +76,11 @@ pub async fn create_job_counting(
 
 enum Failure {
     Manifest(ManifestError),
-    Store(StoreError),
+    Store(JobStoreError),
 }
 
 async fn ingest(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     path: PathBuf,
     filter: Filter,

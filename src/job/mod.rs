@@ -10,4 +10,4 @@ pub use model::{
     IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TargetSpec, Task,
     TaskCounts, TaskRecord, TaskResult, TaskState,
 };
-pub use store::{JobStore, NewJob, StoreError};
+pub use store::{JobStore, JobStoreError, NewJob, SqliteJobStore, open as open_store};

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::job::{Job, JobStatus, JobStore, StoreError, Task, TaskCounts, TaskResult, TaskState};
+use crate::job::{
+    Job, JobStatus, JobStore, JobStoreError, Task, TaskCounts, TaskResult, TaskState,
+};
 use crate::targets::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Written};
 
 /// How a run behaves.
@@ -87,7 +89,7 @@ pub trait Progress: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] JobStoreError),
     #[error("job {id} is {status}: {why}")]
     NotRunnable {
         id: String,
@@ -129,7 +131,7 @@ fn is_dead_local_owner(owner: &str) -> bool {
 
 /// Runs `job` until every task has run, or it is paused, cancelled, failed or interrupted.
 pub async fn run_job(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     target: Arc<dyn Target>,
     options: &RunOptions,
@@ -169,7 +171,6 @@ pub async fn run_job(
     }
     progress.start(job, &store.task_counts(job).await?);
 
-    let lease_ms = options.lease.as_millis() as i64;
     let (results_tx, mut results_rx) = mpsc::channel::<(TaskResult, u64)>(options.concurrency * 4);
     let mut workers: JoinSet<()> = JoinSet::new();
     let mut queue: std::collections::VecDeque<Task> = Default::default();
@@ -190,7 +191,7 @@ pub async fn run_job(
                     job,
                     &owner,
                     (options.concurrency * 2).max(32) as u32,
-                    lease_ms,
+                    options.lease,
                 )
                 .await?;
             if batch.is_empty() {
@@ -254,7 +255,7 @@ pub async fn run_job(
             last_flush = Instant::now();
         }
         if last_renew.elapsed() >= options.lease / 3 {
-            store.renew_leases(job, &owner, lease_ms).await?;
+            store.renew_leases(job, &owner, options.lease).await?;
             last_renew = Instant::now();
         }
         if stop.is_none() && last_control.elapsed() >= Duration::from_millis(500) {
@@ -327,11 +328,11 @@ pub async fn run_job(
 }
 
 async fn flush(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     owner: &str,
     results: &mut Vec<TaskResult>,
-) -> Result<(), StoreError> {
+) -> Result<(), JobStoreError> {
     if !results.is_empty() {
         store.record_results(job, owner, results).await?;
         results.clear();
@@ -525,7 +526,7 @@ fn rewritten_since(written: &Written, after: &ObjectState) -> bool {
 /// Inspects every task's object without changing anything, `concurrency` at once, and
 /// hands each object with what was found to `each`, in no particular order.
 pub async fn inspect_all(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     target: &Arc<dyn Target>,
     concurrency: usize,
@@ -566,7 +567,7 @@ pub async fn inspect_all(
 
 /// Inspects every task's object without changing anything; counts what a run would do.
 pub async fn dry_run(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     target: &Arc<dyn Target>,
     concurrency: usize,
@@ -593,7 +594,7 @@ pub struct NotCompliant {
 /// Re-checks every object of a job; returns how many were checked and those that are not
 /// compliant, sorted by bucket and key.
 pub async fn verify(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     target: &Arc<dyn Target>,
     concurrency: usize,

@@ -17,7 +17,7 @@ use md5::{Digest, Md5};
 
 use crate::durable;
 use crate::encoding::encode_key;
-use crate::job::{Job, JobStore, ReportScope, StoreError, TaskState};
+use crate::job::{Job, JobStore, JobStoreError, ReportScope, TaskState};
 
 pub const REPORT_SCHEMA: &str =
     "Bucket, Key, VersionId, TaskStatus, HTTPStatusCode, ErrorCode, ResultMessage";
@@ -25,7 +25,7 @@ pub const REPORT_SCHEMA: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] JobStoreError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum ReportError {
 
 /// Writes the report of `job` under `dest`; returns the report's manifest.json path.
 pub async fn write_report(
-    store: &JobStore,
+    store: &dyn JobStore,
     job: &Job,
     dest: &Path,
     scope: ReportScope,

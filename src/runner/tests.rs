@@ -88,8 +88,12 @@ impl Progress for Quiet {
 async fn job_of(
     dir: &std::path::Path,
     n: usize,
-) -> (JobStore, String, Arc<Mutex<HashMap<String, SseMode>>>) {
-    let store = JobStore::open(&dir.join("jobs.db").display().to_string())
+) -> (
+    Arc<dyn JobStore>,
+    String,
+    Arc<Mutex<HashMap<String, SseMode>>>,
+) {
+    let store = crate::job::open_store(&dir.join("jobs.db").display().to_string())
         .await
         .unwrap();
     let manifest = dir.join("list.csv");
@@ -109,7 +113,9 @@ async fn job_of(
         description: String::new(),
         manifest_location: manifest.display().to_string(),
     };
-    let (job, _) = crate::job::create_job(&store, new, manifest).await.unwrap();
+    let (job, _) = crate::job::create_job(store.as_ref(), new, manifest)
+        .await
+        .unwrap();
     let modes = (0..n).map(|i| (format!("k{i}"), SseMode::NotSse)).collect();
     (store, job.id, Arc::new(Mutex::new(modes)))
 }
@@ -117,7 +123,7 @@ async fn job_of(
 /// Runs the job with `concurrency` workers, stops it once every worker is inside a
 /// re-encryption, then lets them finish. Returns the outcome and how long the stop took.
 async fn stop_with_every_worker_busy(
-    store: &JobStore,
+    store: &Arc<dyn JobStore>,
     id: &str,
     modes: &Modes,
     concurrency: usize,
@@ -135,9 +141,21 @@ async fn stop_with_every_worker_busy(
     };
     let (stop, shutdown) = watch::channel(Shutdown::Run);
     let run = {
-        let (store, job, target) = (store.clone(), store.job(id).await.unwrap(), target.clone());
+        let (store, job, target) = (
+            Arc::clone(store),
+            store.job(id).await.unwrap(),
+            target.clone(),
+        );
         tokio::spawn(async move {
-            run_job(&store, &job, Arc::new(target), &options, shutdown, &Quiet).await
+            run_job(
+                store.as_ref(),
+                &job,
+                Arc::new(target),
+                &options,
+                shutdown,
+                &Quiet,
+            )
+            .await
         })
     };
     let waiting = Instant::now();

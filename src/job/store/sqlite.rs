@@ -1,8 +1,6 @@
-//! The job store: jobs and tasks in SQLite (WAL), through sqlx. Migrations in
-//! `migrations/sqlite/` are applied when the store is opened.
-//!
-//! Status changes are compare-and-set on the status a change was computed from, so two
-//! processes steering one job cannot undo each other's change unnoticed.
+//! The job store in SQLite (WAL), through sqlx: the embedded default, for one machine.
+//! Migrations in `migrations/sqlite/` are applied when the store is opened; the file is
+//! created with mode 0600.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,9 +9,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
-use super::model::{
-    IngestCounts, Job, JobSpec, JobStatus, Operation, Task, TaskCounts, TaskRecord, TaskResult,
-    TaskState,
+use super::{JobStore, JobStoreError, NewJob};
+use crate::job::model::{
+    IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
 };
 use crate::manifest::{Entry, ManifestSummary};
 use crate::time::now_ms;
@@ -23,63 +21,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// Rows per INSERT statement: 10 bound values each, well under SQLite's 32,766 limit.
 const INSERT_CHUNK: usize = 500;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("job store {location}: {message}")]
-    Open { location: String, message: String },
-    #[error("job store: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("job store: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("no job {0:?} in the job store (see `reseal job list`)")]
-    NotFound(String),
-    #[error("{given:?} matches more than one job ({matches}): give more of the id")]
-    Ambiguous { given: String, matches: String },
-    #[error("job {id}: {message}")]
-    Refused { id: String, message: String },
-    #[error("job {id}: stored data is damaged: {message}")]
-    Corrupt { id: String, message: String },
-}
-
-impl StoreError {
-    /// Whether this is the user's doing (an unknown id, a refused transition), not the store's.
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            StoreError::NotFound(_) | StoreError::Ambiguous { .. } | StoreError::Refused { .. }
-        )
-    }
-}
-
-/// A new job's fixed parts, before its manifest is read.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub spec: JobSpec,
-    pub target: Option<crate::job::TargetSpec>,
-    pub priority: i64,
-    pub description: String,
-    pub manifest_location: String,
-}
-
 #[derive(Clone, Debug)]
-pub struct JobStore {
+pub struct SqliteJobStore {
     pool: SqlitePool,
 }
 
-impl JobStore {
+impl SqliteJobStore {
     /// Opens (creating when missing, with mode 0600) the job store named by `location`: a
     /// file path or a `sqlite:` URL.
-    pub async fn open(location: &str) -> Result<JobStore, StoreError> {
-        let open_err = |message: String| StoreError::Open {
+    pub async fn open(location: &str) -> Result<SqliteJobStore, JobStoreError> {
+        let open_err = |message: String| JobStoreError::Open {
             location: location.to_owned(),
             message,
         };
-        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            return Err(open_err(
-                "PostgreSQL job stores are not supported by this version; give a SQLite file path"
-                    .into(),
-            ));
-        }
         let options = if location.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(location).map_err(|e| open_err(e.to_string()))?
         } else {
@@ -100,10 +54,31 @@ impl JobStore {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         MIGRATOR.run(&pool).await?;
-        Ok(JobStore { pool })
+        Ok(SqliteJobStore { pool })
     }
 
-    pub async fn insert_job(&self, new: &NewJob) -> Result<Job, StoreError> {
+    /// Drops a job's tasks, and their counts with them.
+    async fn delete_tasks(&self, job: &Job) -> Result<(), JobStoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tasks WHERE job_pk = ?")
+            .bind(job.pk)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE jobs SET tasks_pending = 0, tasks_leased = 0, tasks_succeeded = 0, \
+             tasks_failed = 0, tasks_skipped = 0 WHERE pk = ?",
+        )
+        .bind(job.pk)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobStore for SqliteJobStore {
+    async fn insert_job(&self, new: &NewJob) -> Result<Job, JobStoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         let spec = serde_json::to_string(&new.spec).expect("a JobSpec serialises");
@@ -130,10 +105,10 @@ impl JobStore {
     }
 
     /// Finds a job by its id or an unambiguous prefix of it.
-    pub async fn job(&self, id_or_prefix: &str) -> Result<Job, StoreError> {
+    async fn job(&self, id_or_prefix: &str) -> Result<Job, JobStoreError> {
         let given = id_or_prefix.trim();
         if given.is_empty() {
-            return Err(StoreError::NotFound(given.to_owned()));
+            return Err(JobStoreError::NotFound(given.to_owned()));
         }
         let pattern = format!("{}%", given.replace(['%', '_'], ""));
         let rows = sqlx::query("SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3")
@@ -145,9 +120,9 @@ impl JobStore {
             return job_from_row(exact);
         }
         match rows.len() {
-            0 => Err(StoreError::NotFound(given.to_owned())),
+            0 => Err(JobStoreError::NotFound(given.to_owned())),
             1 => job_from_row(&rows[0]),
-            _ => Err(StoreError::Ambiguous {
+            _ => Err(JobStoreError::Ambiguous {
                 given: given.to_owned(),
                 matches: rows
                     .iter()
@@ -159,7 +134,7 @@ impl JobStore {
     }
 
     /// Jobs, highest priority first, then oldest first.
-    pub async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>, StoreError> {
+    async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>, JobStoreError> {
         let rows =
             match status {
                 Some(s) => sqlx::query(
@@ -177,41 +152,40 @@ impl JobStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub async fn task_counts(&self, job: &Job) -> Result<TaskCounts, StoreError> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM tasks WHERE job_pk = ? GROUP BY state")
-                .bind(job.pk)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut counts = TaskCounts::default();
-        for row in rows {
-            let n = row.get::<i64, _>("n") as u64;
-            let state: String = row.get("state");
-            match TaskState::ALL.into_iter().find(|s| s.as_str() == state) {
-                Some(TaskState::Pending) => counts.pending += n,
-                Some(TaskState::Leased) => counts.leased += n,
-                Some(TaskState::Succeeded) => counts.succeeded += n,
-                Some(TaskState::Failed) => counts.failed += n,
-                Some(TaskState::Skipped) => counts.skipped += n,
-                None => {
-                    return Err(StoreError::Corrupt {
-                        id: job.id.clone(),
-                        message: format!("unknown task state {state:?}"),
-                    });
-                }
-            }
-            counts.total += n;
-        }
-        Ok(counts)
+    async fn task_counts(&self, job: &Job) -> Result<TaskCounts, JobStoreError> {
+        let row = sqlx::query(
+            "SELECT tasks_pending, tasks_leased, tasks_succeeded, tasks_failed, tasks_skipped \
+             FROM jobs WHERE pk = ?",
+        )
+        .bind(job.pk)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |name: &str| row.get::<i64, _>(name).max(0) as u64;
+        let counts = TaskCounts {
+            pending: n("tasks_pending"),
+            leased: n("tasks_leased"),
+            succeeded: n("tasks_succeeded"),
+            failed: n("tasks_failed"),
+            skipped: n("tasks_skipped"),
+            total: 0,
+        };
+        Ok(TaskCounts {
+            total: counts.pending
+                + counts.leased
+                + counts.succeeded
+                + counts.failed
+                + counts.skipped,
+            ..counts
+        })
     }
 
     /// Moves `job` from `from` to `to`, only if it is still in `from`.
-    pub async fn set_status(
+    async fn set_status(
         &self,
         job: &Job,
         from: JobStatus,
         to: JobStatus,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), JobStoreError> {
         let done =
             sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE pk = ? AND status = ?")
                 .bind(to.as_str())
@@ -224,7 +198,7 @@ impl JobStore {
             Ok(())
         } else {
             let now = self.job(&job.id).await?;
-            Err(StoreError::Refused {
+            Err(JobStoreError::Refused {
                 id: job.id.clone(),
                 message: format!(
                     "it changed from {from} to {} meanwhile; it was not moved to {to}",
@@ -234,170 +208,14 @@ impl JobStore {
         }
     }
 
-    /// Applies an operator's command; returns the job's status before and after.
-    pub async fn apply(
-        &self,
-        id: &str,
-        op: Operation,
-    ) -> Result<(JobStatus, JobStatus), StoreError> {
-        let job = self.job(id).await?;
-        let to = job
-            .status
-            .after(op)
-            .map_err(|message| StoreError::Refused {
-                id: job.id.clone(),
-                message,
-            })?;
-        self.set_status(&job, job.status, to).await?;
-        Ok((job.status, to))
-    }
-
-    pub async fn set_priority(&self, id: &str, priority: i64) -> Result<Job, StoreError> {
-        let job = self.job(id).await?;
-        if job.status.is_final() {
-            return Err(StoreError::Refused {
-                id: job.id,
-                message: format!(
-                    "it is {}: a finished job's priority cannot change",
-                    job.status
-                ),
-            });
-        }
-        sqlx::query("UPDATE jobs SET priority = ?, updated_at = ? WHERE pk = ? AND status = ?")
-            .bind(priority)
-            .bind(now_ms())
-            .bind(job.pk)
-            .bind(job.status.as_str())
-            .execute(&self.pool)
-            .await?;
-        self.job(&job.id).await
-    }
-
-    /// Adds tasks numbered from `first_seq`, in one transaction.
-    pub async fn insert_tasks(
-        &self,
-        job: &Job,
-        first_seq: u64,
-        entries: &[Entry],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut seq = first_seq as i64;
-        for chunk in entries.chunks(INSERT_CHUNK) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO tasks (job_pk, seq, bucket, key, version_id, size, etag, \
-                 last_modified, storage_class, encryption_status) ",
-            );
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(job.pk)
-                    .push_bind(seq)
-                    .push_bind(e.bucket.as_str())
-                    .push_bind(e.key.as_str())
-                    .push_bind(e.version_id.as_deref())
-                    .push_bind(e.size.map(|s| s as i64))
-                    .push_bind(e.etag.as_deref())
-                    .push_bind(e.last_modified)
-                    .push_bind(e.storage_class.as_deref())
-                    .push_bind(e.encryption_status.map(|m| m.as_str()));
-                seq += 1;
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Ends preparation: records the manifest and counts and moves the job from Preparing to
-    /// `to`, only if it is still Preparing.
-    pub async fn finish_preparing(
-        &self,
-        job: &Job,
-        manifest: &ManifestSummary,
-        counts: &IngestCounts,
-        to: JobStatus,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = ?, manifest = ?, rows_read = ?, rows_filtered = ?, \
-             delete_markers = ?, noncurrent_versions = ?, total_tasks = ?, total_bytes = ?, \
-             updated_at = ? WHERE pk = ? AND status = ?",
-        )
-        .bind(to.as_str())
-        .bind(serde_json::to_string(manifest).expect("a manifest summary serialises"))
-        .bind(counts.rows_read as i64)
-        .bind(counts.rows_filtered as i64)
-        .bind(counts.delete_markers as i64)
-        .bind(counts.noncurrent_versions as i64)
-        .bind(counts.tasks as i64)
-        .bind(counts.bytes as i64)
-        .bind(now_ms())
-        .bind(job.pk)
-        .bind(JobStatus::Preparing.as_str())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let now = self.job(&job.id).await?;
-        self.delete_tasks(job).await?;
-        Err(StoreError::Refused {
-            id: job.id.clone(),
-            message: format!("it became {} while its manifest was read", now.status),
-        })
-    }
-
-    /// Marks a job Failed with `reason` and drops its tasks, so that nothing of it can run.
-    pub async fn fail(&self, job: &Job, reason: &str) -> Result<(), StoreError> {
-        self.delete_tasks(job).await?;
-        let mut reasons = self.job(&job.id).await?.failure_reasons;
-        reasons.push(reason.to_owned());
-        sqlx::query(
-            "UPDATE jobs SET status = ?, failure_reasons = ?, total_tasks = 0, total_bytes = 0, \
-             updated_at = ? WHERE pk = ?",
-        )
-        .bind(JobStatus::Failed.as_str())
-        .bind(serde_json::to_string(&reasons).expect("strings serialise"))
-        .bind(now_ms())
-        .bind(job.pk)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Records the job's target at its first run.
-    pub async fn set_target(
-        &self,
-        job: &Job,
-        target: &crate::job::TargetSpec,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ? AND target IS NULL")
-            .bind(serde_json::to_string(target).expect("a target serialises"))
-            .bind(job.pk)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Records what a run learned about a job's target (the same place, more facts).
-    pub async fn update_target(
-        &self,
-        job: &Job,
-        target: &crate::job::TargetSpec,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ?")
-            .bind(serde_json::to_string(target).expect("a target serialises"))
-            .bind(job.pk)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Moves a job to `to` from any of `from`; stamps start and end times. Returns whether
     /// it moved.
-    pub async fn transition(
+    async fn transition(
         &self,
         job: &Job,
         from: &[JobStatus],
         to: JobStatus,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, JobStoreError> {
         let now = now_ms();
         let mut moved = false;
         for status in from {
@@ -422,8 +240,133 @@ impl JobStore {
         Ok(moved)
     }
 
+    async fn update_priority(&self, job: &Job, priority: i64) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET priority = ?, updated_at = ? WHERE pk = ? AND status = ?")
+            .bind(priority)
+            .bind(now_ms())
+            .bind(job.pk)
+            .bind(job.status.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds tasks numbered from `first_seq`, in one transaction.
+    async fn insert_tasks(
+        &self,
+        job: &Job,
+        first_seq: u64,
+        entries: &[Entry],
+    ) -> Result<(), JobStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut seq = first_seq as i64;
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO tasks (job_pk, seq, bucket, key, version_id, size, etag, \
+                 last_modified, storage_class, encryption_status) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(job.pk)
+                    .push_bind(seq)
+                    .push_bind(e.bucket.as_str())
+                    .push_bind(e.key.as_str())
+                    .push_bind(e.version_id.as_deref())
+                    .push_bind(e.size.map(|s| s as i64))
+                    .push_bind(e.etag.as_deref())
+                    .push_bind(e.last_modified)
+                    .push_bind(e.storage_class.as_deref())
+                    .push_bind(e.encryption_status.map(|m| m.as_str()));
+                seq += 1;
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE jobs SET tasks_pending = tasks_pending + ? WHERE pk = ?")
+            .bind(entries.len() as i64)
+            .bind(job.pk)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends preparation: records the manifest and counts and moves the job from Preparing to
+    /// `to`, only if it is still Preparing.
+    async fn finish_preparing(
+        &self,
+        job: &Job,
+        manifest: &ManifestSummary,
+        counts: &IngestCounts,
+        to: JobStatus,
+    ) -> Result<(), JobStoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = ?, manifest = ?, rows_read = ?, rows_filtered = ?, \
+             delete_markers = ?, noncurrent_versions = ?, total_tasks = ?, total_bytes = ?, \
+             updated_at = ? WHERE pk = ? AND status = ?",
+        )
+        .bind(to.as_str())
+        .bind(serde_json::to_string(manifest).expect("a manifest summary serialises"))
+        .bind(counts.rows_read as i64)
+        .bind(counts.rows_filtered as i64)
+        .bind(counts.delete_markers as i64)
+        .bind(counts.noncurrent_versions as i64)
+        .bind(counts.tasks as i64)
+        .bind(counts.bytes as i64)
+        .bind(now_ms())
+        .bind(job.pk)
+        .bind(JobStatus::Preparing.as_str())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let now = self.job(&job.id).await?;
+        self.delete_tasks(job).await?;
+        Err(JobStoreError::Refused {
+            id: job.id.clone(),
+            message: format!("it became {} while its manifest was read", now.status),
+        })
+    }
+
+    /// Marks a job Failed with `reason` and drops its tasks, so that nothing of it can run.
+    async fn fail(&self, job: &Job, reason: &str) -> Result<(), JobStoreError> {
+        self.delete_tasks(job).await?;
+        let mut reasons = self.job(&job.id).await?.failure_reasons;
+        reasons.push(reason.to_owned());
+        sqlx::query(
+            "UPDATE jobs SET status = ?, failure_reasons = ?, total_tasks = 0, total_bytes = 0, \
+             updated_at = ? WHERE pk = ?",
+        )
+        .bind(JobStatus::Failed.as_str())
+        .bind(serde_json::to_string(&reasons).expect("strings serialise"))
+        .bind(now_ms())
+        .bind(job.pk)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the job's target at its first run.
+    async fn set_target(&self, job: &Job, target: &TargetSpec) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ? AND target IS NULL")
+            .bind(serde_json::to_string(target).expect("a target serialises"))
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records what a run learned about a job's target (the same place, more facts).
+    async fn update_target(&self, job: &Job, target: &TargetSpec) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET target = ? WHERE pk = ?")
+            .bind(serde_json::to_string(target).expect("a target serialises"))
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Adds a failure reason to a job without touching its tasks.
-    pub async fn add_failure_reason(&self, job: &Job, reason: &str) -> Result<(), StoreError> {
+    async fn add_failure_reason(&self, job: &Job, reason: &str) -> Result<(), JobStoreError> {
         let mut reasons = self.job(&job.id).await?.failure_reasons;
         reasons.push(reason.to_owned());
         sqlx::query("UPDATE jobs SET failure_reasons = ? WHERE pk = ?")
@@ -434,33 +377,63 @@ impl JobStore {
         Ok(())
     }
 
-    /// Leases up to `limit` pending tasks (or tasks whose lease expired) to `owner`.
-    pub async fn lease_tasks(
+    async fn lease_tasks(
         &self,
         job: &Job,
         owner: &str,
         limit: u32,
-        lease_ms: i64,
-    ) -> Result<Vec<Task>, StoreError> {
+        lease: Duration,
+    ) -> Result<Vec<Task>, JobStoreError> {
         let now = now_ms();
-        let rows = sqlx::query(
-            "UPDATE tasks SET state = 'leased', lease_owner = ?, lease_expires = ? \
+        let expires = now + lease.as_millis() as i64;
+        let mut tx = self.pool.begin().await?;
+        // Leases that expired first (their runs are gone), then pending tasks: only the
+        // second changes the counts.
+        let mut rows = sqlx::query(
+            "UPDATE tasks SET lease_owner = ?, lease_expires = ? \
              WHERE job_pk = ? AND seq IN ( \
-               SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
-               UNION ALL \
                SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
                ORDER BY seq LIMIT ?) \
              RETURNING seq, bucket, key, version_id, size, attempts",
         )
         .bind(owner)
-        .bind(now + lease_ms)
-        .bind(job.pk)
+        .bind(expires)
         .bind(job.pk)
         .bind(job.pk)
         .bind(now)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        let room = i64::from(limit) - rows.len() as i64;
+        if room > 0 {
+            let pending = sqlx::query(
+                "UPDATE tasks SET state = 'leased', lease_owner = ?, lease_expires = ? \
+                 WHERE job_pk = ? AND seq IN ( \
+                   SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
+                   ORDER BY seq LIMIT ?) \
+                 RETURNING seq, bucket, key, version_id, size, attempts",
+            )
+            .bind(owner)
+            .bind(expires)
+            .bind(job.pk)
+            .bind(job.pk)
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !pending.is_empty() {
+                sqlx::query(
+                    "UPDATE jobs SET tasks_pending = tasks_pending - ?, \
+                     tasks_leased = tasks_leased + ? WHERE pk = ?",
+                )
+                .bind(pending.len() as i64)
+                .bind(pending.len() as i64)
+                .bind(job.pk)
+                .execute(&mut *tx)
+                .await?;
+            }
+            rows.extend(pending);
+        }
+        tx.commit().await?;
         let mut tasks: Vec<Task> = rows
             .iter()
             .map(|r| Task {
@@ -477,14 +450,14 @@ impl JobStore {
     }
 
     /// Extends the leases `owner` holds on a job's tasks.
-    pub async fn renew_leases(
+    async fn renew_leases(
         &self,
         job: &Job,
         owner: &str,
-        lease_ms: i64,
-    ) -> Result<(), StoreError> {
+        lease: Duration,
+    ) -> Result<(), JobStoreError> {
         sqlx::query("UPDATE tasks SET lease_expires = ? WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?")
-            .bind(now_ms() + lease_ms)
+            .bind(now_ms() + lease.as_millis() as i64)
             .bind(job.pk)
             .bind(owner)
             .execute(&self.pool)
@@ -492,17 +465,14 @@ impl JobStore {
         Ok(())
     }
 
-    /// Records results in one transaction. A result counts only while its task is still
-    /// leased to `owner`: a task whose lease was lost and taken by another runner is
-    /// recorded once, by whoever holds it. Returns how many were recorded.
-    pub async fn record_results(
+    async fn record_results(
         &self,
         job: &Job,
         owner: &str,
         results: &[TaskResult],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, JobStoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut recorded = 0;
+        let mut by_state = [0i64; TaskState::ALL.len()];
         for r in results {
             let done = sqlx::query(
                 "UPDATE tasks SET state = ?, attempts = ?, http_status = ?, error_code = ?, \
@@ -519,27 +489,57 @@ impl JobStore {
             .bind(owner)
             .execute(&mut *tx)
             .await?;
-            recorded += done.rows_affected();
+            by_state[r.state as usize] += done.rows_affected() as i64;
+        }
+        let recorded: i64 = by_state.iter().sum();
+        if recorded > 0 {
+            let n = |s: TaskState| by_state[s as usize];
+            sqlx::query(
+                "UPDATE jobs SET tasks_leased = tasks_leased - ?, \
+                 tasks_pending = tasks_pending + ?, tasks_succeeded = tasks_succeeded + ?, \
+                 tasks_failed = tasks_failed + ?, tasks_skipped = tasks_skipped + ? WHERE pk = ?",
+            )
+            .bind(recorded - n(TaskState::Leased))
+            .bind(n(TaskState::Pending))
+            .bind(n(TaskState::Succeeded))
+            .bind(n(TaskState::Failed))
+            .bind(n(TaskState::Skipped))
+            .bind(job.pk)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(recorded)
+        Ok(recorded as u64)
     }
 
-    /// Gives back the tasks `owner` holds (a run that stops), so another run takes them at once.
-    pub async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, StoreError> {
+    async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires = NULL \
              WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
         )
         .bind(job.pk)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        let n = done.rows_affected() as i64;
+        if n > 0 {
+            sqlx::query(
+                "UPDATE jobs SET tasks_leased = tasks_leased - ?, tasks_pending = tasks_pending + ? \
+                 WHERE pk = ?",
+            )
+            .bind(n)
+            .bind(n)
+            .bind(job.pk)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n as u64)
     }
 
     /// Owners holding leases on a job's tasks.
-    pub async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, StoreError> {
+    async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, JobStoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT lease_owner FROM tasks WHERE job_pk = ? AND state = 'leased'",
         )
@@ -553,12 +553,12 @@ impl JobStore {
     }
 
     /// Tasks in sequence order from `after_seq`, for reports and dry runs.
-    pub async fn task_page(
+    async fn task_page(
         &self,
         job: &Job,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<(i64, TaskRecord)>, StoreError> {
+    ) -> Result<Vec<(i64, TaskRecord)>, JobStoreError> {
         let rows = sqlx::query(
             "SELECT seq, bucket, key, version_id, state, http_status, error_code, result_message \
              FROM tasks WHERE job_pk = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -580,7 +580,7 @@ impl JobStore {
                         state: TaskState::ALL
                             .into_iter()
                             .find(|s| s.as_str() == state)
-                            .ok_or_else(|| StoreError::Corrupt {
+                            .ok_or_else(|| JobStoreError::Corrupt {
                                 id: job.id.clone(),
                                 message: format!("unknown task state {state:?}"),
                             })?,
@@ -592,19 +592,11 @@ impl JobStore {
             })
             .collect()
     }
-
-    async fn delete_tasks(&self, job: &Job) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM tasks WHERE job_pk = ?")
-            .bind(job.pk)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
-fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, JobStoreError> {
     let id: String = row.get("id");
-    let corrupt = |message: String| StoreError::Corrupt {
+    let corrupt = |message: String| JobStoreError::Corrupt {
         id: id.clone(),
         message,
     };
@@ -657,4 +649,115 @@ fn create_private_file(path: &PathBuf) -> Result<(), String> {
         .open(path)
         .map(drop)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobSpec, TaskResult};
+    use crate::sse::SseSpec;
+
+    /// The counts the task table gives, the slow way.
+    async fn counted(store: &SqliteJobStore, job: &Job) -> TaskCounts {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM tasks WHERE job_pk = ? GROUP BY state")
+                .bind(job.pk)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        let mut c = TaskCounts::default();
+        for row in rows {
+            let n = row.get::<i64, _>("n") as u64;
+            match row.get::<String, _>("state").as_str() {
+                "pending" => c.pending += n,
+                "leased" => c.leased += n,
+                "succeeded" => c.succeeded += n,
+                "failed" => c.failed += n,
+                "skipped" => c.skipped += n,
+                other => panic!("state {other}"),
+            }
+            c.total += n;
+        }
+        c
+    }
+
+    fn result(task: &Task, state: TaskState) -> TaskResult {
+        TaskResult {
+            seq: task.seq,
+            state,
+            attempts: 1,
+            http_status: 200,
+            error_code: None,
+            message: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_counts_on_the_job_row_follow_every_change_of_the_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteJobStore::open(&dir.path().join("j.db").display().to_string())
+            .await
+            .unwrap();
+        let manifest = dir.path().join("list.csv");
+        let rows: String = (0..50).map(|i| format!("bkt,k{i}\n")).collect();
+        std::fs::write(&manifest, rows).unwrap();
+        let new = NewJob {
+            spec: JobSpec {
+                sse: SseSpec::SseS3,
+                source_sse_c: None,
+                bucket_key: false,
+                filter: Default::default(),
+                confirmation_required: false,
+                report: None,
+            },
+            target: None,
+            priority: 10,
+            description: String::new(),
+            manifest_location: String::new(),
+        };
+        let (job, _) = crate::job::create_job(&store, new, manifest).await.unwrap();
+        let check = |what: &'static str| {
+            let store = store.clone();
+            let job = job.clone();
+            async move {
+                let kept = store.task_counts(&job).await.unwrap();
+                assert_eq!(kept, counted(&store, &job).await, "after {what}");
+                kept
+            }
+        };
+        assert_eq!(check("ingestion").await.pending, 50);
+
+        let lease = Duration::from_secs(60);
+        let a = store.lease_tasks(&job, "a", 20, lease).await.unwrap();
+        let b = store.lease_tasks(&job, "b", 10, lease).await.unwrap();
+        assert_eq!(check("leasing").await.leased, 30);
+
+        let mut results: Vec<TaskResult> = a[..5]
+            .iter()
+            .map(|t| result(t, TaskState::Succeeded))
+            .collect();
+        results.extend(a[5..8].iter().map(|t| result(t, TaskState::Failed)));
+        results.extend(a[8..10].iter().map(|t| result(t, TaskState::Skipped)));
+        // b's tasks recorded by a: not a's to record, so not counted.
+        results.push(result(&b[0], TaskState::Succeeded));
+        assert_eq!(store.record_results(&job, "a", &results).await.unwrap(), 10);
+        let c = check("recording").await;
+        assert_eq!((c.succeeded, c.failed, c.skipped, c.leased), (5, 3, 2, 20));
+
+        assert_eq!(store.release_leases(&job, "a").await.unwrap(), 10);
+        assert_eq!(check("releasing").await.pending, 30);
+
+        // An expired lease taken over: still leased, by another owner.
+        let gone = store
+            .lease_tasks(&job, "c", 100, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(gone.len(), 30);
+        let taken = store.lease_tasks(&job, "d", 100, lease).await.unwrap();
+        assert_eq!(taken.len(), 30, "expired leases go to the next owner");
+        assert_eq!(check("a takeover").await.leased, 40);
+
+        store.fail(&job, "stopped").await.unwrap();
+        assert_eq!(check("failing").await.total, 0);
+    }
 }

@@ -1,0 +1,224 @@
+//! The job store: jobs and their tasks, behind one trait, [`JobStore`], that the runner
+//! and the command line use through `Arc<dyn JobStore>` without naming a database. SQLite
+//! (`sqlite.rs`) is the embedded default; [`open`] picks the implementation from the
+//! location.
+//!
+//! The rules every implementation keeps:
+//! - status changes are compare-and-set on the status a change was computed from, so two
+//!   processes steering one job cannot undo each other's change unnoticed;
+//! - a task is leased to an owner until an expiry; a result counts only while the task is
+//!   still leased to the owner recording it;
+//! - the counts of tasks by state live on the job row and change in the same transaction
+//!   as the tasks, so that reading them costs the same at any job size.
+//!
+//! Knows nothing of manifests' formats, targets or the terminal.
+
+mod sqlite;
+
+use std::time::Duration;
+
+use super::model::{
+    IngestCounts, Job, JobStatus, Operation, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult,
+};
+use crate::manifest::{Entry, ManifestSummary};
+
+pub use sqlite::SqliteJobStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobStoreError {
+    #[error("job store {location}: {message}")]
+    Open { location: String, message: String },
+    #[error("job store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("job store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no job {0:?} in the job store (see `reseal job list`)")]
+    NotFound(String),
+    #[error("{given:?} matches more than one job ({matches}): give more of the id")]
+    Ambiguous { given: String, matches: String },
+    #[error("job {id}: {message}")]
+    Refused { id: String, message: String },
+    #[error("job {id}: stored data is damaged: {message}")]
+    Corrupt { id: String, message: String },
+}
+
+impl JobStoreError {
+    /// Whether this is the user's doing (an unknown id, a refused transition), not the store's.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            JobStoreError::NotFound(_)
+            | JobStoreError::Ambiguous { .. }
+            | JobStoreError::Refused { .. } => true,
+            JobStoreError::Open { .. }
+            | JobStoreError::Database(_)
+            | JobStoreError::Migrate(_)
+            | JobStoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// A new job's fixed parts, before its manifest is read.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub spec: super::model::JobSpec,
+    pub target: Option<TargetSpec>,
+    pub priority: i64,
+    pub description: String,
+    pub manifest_location: String,
+}
+
+/// Opens (creating when missing) the job store at `location`: a SQLite file path or a
+/// `sqlite:` URL.
+pub async fn open(location: &str) -> Result<std::sync::Arc<dyn JobStore>, JobStoreError> {
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Err(JobStoreError::Open {
+            location: location.to_owned(),
+            message:
+                "PostgreSQL job stores are not supported by this version; give a SQLite file path"
+                    .into(),
+        });
+    }
+    Ok(std::sync::Arc::new(SqliteJobStore::open(location).await?))
+}
+
+/// Jobs and tasks, wherever they are kept.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    async fn insert_job(&self, new: &NewJob) -> Result<Job, JobStoreError>;
+
+    /// Finds a job by its id or an unambiguous prefix of it.
+    async fn job(&self, id_or_prefix: &str) -> Result<Job, JobStoreError>;
+
+    /// Jobs, highest priority first, then oldest first.
+    async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>, JobStoreError>;
+
+    /// How many of a job's tasks are in each state (from the job row: no task is read).
+    async fn task_counts(&self, job: &Job) -> Result<TaskCounts, JobStoreError>;
+
+    /// Moves `job` from `from` to `to`, only if it is still in `from`.
+    async fn set_status(
+        &self,
+        job: &Job,
+        from: JobStatus,
+        to: JobStatus,
+    ) -> Result<(), JobStoreError>;
+
+    /// Moves a job to `to` from any of `from`; stamps start and end times. Returns whether
+    /// it moved.
+    async fn transition(
+        &self,
+        job: &Job,
+        from: &[JobStatus],
+        to: JobStatus,
+    ) -> Result<bool, JobStoreError>;
+
+    /// Sets the priority of a job that is not finished, only if its status did not change
+    /// meanwhile.
+    async fn update_priority(&self, job: &Job, priority: i64) -> Result<(), JobStoreError>;
+
+    /// Adds tasks numbered from `first_seq`, in one transaction.
+    async fn insert_tasks(
+        &self,
+        job: &Job,
+        first_seq: u64,
+        entries: &[Entry],
+    ) -> Result<(), JobStoreError>;
+
+    /// Ends preparation: records the manifest and counts and moves the job from Preparing
+    /// to `to`, only if it is still Preparing (otherwise its tasks are dropped).
+    async fn finish_preparing(
+        &self,
+        job: &Job,
+        manifest: &ManifestSummary,
+        counts: &IngestCounts,
+        to: JobStatus,
+    ) -> Result<(), JobStoreError>;
+
+    /// Marks a job Failed with `reason` and drops its tasks, so that nothing of it can run.
+    async fn fail(&self, job: &Job, reason: &str) -> Result<(), JobStoreError>;
+
+    /// Records the job's target at its first run (only when it has none).
+    async fn set_target(&self, job: &Job, target: &TargetSpec) -> Result<(), JobStoreError>;
+
+    /// Records what a run learned about a job's target (the same place, more facts).
+    async fn update_target(&self, job: &Job, target: &TargetSpec) -> Result<(), JobStoreError>;
+
+    /// Adds a failure reason to a job without touching its tasks.
+    async fn add_failure_reason(&self, job: &Job, reason: &str) -> Result<(), JobStoreError>;
+
+    /// Leases up to `limit` pending tasks (or tasks whose lease expired) to `owner`.
+    async fn lease_tasks(
+        &self,
+        job: &Job,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Task>, JobStoreError>;
+
+    /// Extends the leases `owner` holds on a job's tasks.
+    async fn renew_leases(
+        &self,
+        job: &Job,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<(), JobStoreError>;
+
+    /// Records results in one transaction. A result counts only while its task is still
+    /// leased to `owner`: a task whose lease was lost and taken by another runner is
+    /// recorded once, by whoever holds it. Returns how many were recorded.
+    async fn record_results(
+        &self,
+        job: &Job,
+        owner: &str,
+        results: &[TaskResult],
+    ) -> Result<u64, JobStoreError>;
+
+    /// Gives back the tasks `owner` holds (a run that stops), so another run takes them at
+    /// once.
+    async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError>;
+
+    /// Owners holding leases on a job's tasks.
+    async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, JobStoreError>;
+
+    /// Tasks in sequence order after `after_seq`, for reports and inspections.
+    async fn task_page(
+        &self,
+        job: &Job,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, TaskRecord)>, JobStoreError>;
+
+    /// Applies an operator's command; returns the job's status before and after.
+    async fn apply(
+        &self,
+        id: &str,
+        op: Operation,
+    ) -> Result<(JobStatus, JobStatus), JobStoreError> {
+        let job = self.job(id).await?;
+        let to = job
+            .status
+            .after(op)
+            .map_err(|message| JobStoreError::Refused {
+                id: job.id.clone(),
+                message,
+            })?;
+        self.set_status(&job, job.status, to).await?;
+        Ok((job.status, to))
+    }
+
+    /// Sets a job's priority (refused for a finished job); returns the job as it now is.
+    async fn set_priority(&self, id: &str, priority: i64) -> Result<Job, JobStoreError> {
+        let job = self.job(id).await?;
+        if job.status.is_final() {
+            return Err(JobStoreError::Refused {
+                id: job.id,
+                message: format!(
+                    "it is {}: a finished job's priority cannot change",
+                    job.status
+                ),
+            });
+        }
+        self.update_priority(&job, priority).await?;
+        self.job(&job.id).await
+    }
+}
