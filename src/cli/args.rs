@@ -174,6 +174,10 @@ pub struct RunOptionArgs {
     /// again; past that its task fails as "changing under us".
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub max_changes: u32,
+    /// How long a task stays leased to this run without a renewal (renewed every third of
+    /// it): a run that dies or is cut off gives its tasks back after this.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub lease: String,
     /// The job fails when more than this percentage of the tasks run so far failed…
     #[arg(long, default_value_t = 50.0)]
     pub failure_threshold_percent: f64,
@@ -398,6 +402,19 @@ impl StoreArgs {
 }
 
 impl RunOptionArgs {
+    /// `--lease`, checked.
+    pub fn lease(&self) -> Result<std::time::Duration, super::CliError> {
+        let lease = super::job::parse_duration(&self.lease)
+            .map_err(|e| super::CliError::input(format!("--lease {e}")))?;
+        if lease < std::time::Duration::from_secs(10) {
+            return Err(super::CliError::input(format!(
+                "--lease {}: at least 10s (a run renews its leases every third of it)",
+                self.lease
+            )));
+        }
+        Ok(lease)
+    }
+
     /// `--concurrency`, or the default for the target.
     pub fn concurrency_for(&self, target: &crate::job::TargetSpec) -> usize {
         let default = match target {

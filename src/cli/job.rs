@@ -48,7 +48,13 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
         }
         JobCommand::Describe { id, output } => {
             let job = store.job(&id).await?;
-            let view = output::JobView::new(&job, store.task_counts(&job).await?);
+            let mut view = output::JobView::new(&job, store.task_counts(&job).await?);
+            view.workers = store
+                .workers(&job)
+                .await?
+                .iter()
+                .map(output::WorkerView::new)
+                .collect();
             match output {
                 Output::Table => output::print_describe(&view),
                 Output::Json => output::print_json(&view),
@@ -366,6 +372,41 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Parses a duration: whole numbers with units, `90s`, `2m`, `1h30m`, `2d`, or plain
+/// seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let bad = || format!("{s:?} is not a duration (say 90s, 2m, 1h30m or 2d)");
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || t.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 /// Parses a time: RFC 3339 (`2024-05-01T12:00:00Z`) or a date (`2024-05-01`, midnight UTC).
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let t = s.trim();
@@ -396,6 +437,19 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("10 parsecs").is_err());
         assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "m", "5x", "1h30", "-3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{CliError, CliResult};
-use crate::job::{IngestCounts, Job, JobSpec, JobStatus, TaskCounts};
+use crate::job::{IngestCounts, Job, JobSpec, JobStatus, TaskCounts, Worker};
 use crate::manifest::ManifestSummary;
 use crate::time::format_time;
 
@@ -28,6 +28,36 @@ pub struct JobView<'a> {
     pub updated: String,
     pub started: Option<String>,
     pub finished: Option<String>,
+    /// The runs that worked on it (`describe` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerView>,
+}
+
+/// A worker as `describe` shows it.
+#[derive(Debug, Serialize)]
+pub struct WorkerView {
+    pub owner: String,
+    pub host: String,
+    pub tasks_done: u64,
+    pub bytes: u64,
+    /// Tasks per second over its life.
+    pub rate: f64,
+    pub started: String,
+    pub last_seen: String,
+}
+
+impl WorkerView {
+    pub fn new(w: &Worker) -> WorkerView {
+        WorkerView {
+            owner: w.owner.clone(),
+            host: w.host().to_owned(),
+            tasks_done: w.tasks_done,
+            bytes: w.bytes,
+            rate: (w.rate() * 10.0).round() / 10.0,
+            started: format_time(w.started_at),
+            last_seen: format_time(w.last_seen),
+        }
+    }
 }
 
 impl<'a> JobView<'a> {
@@ -48,6 +78,7 @@ impl<'a> JobView<'a> {
             updated: format_time(job.updated_at),
             started: job.started_at.map(format_time),
             finished: job.finished_at.map(format_time),
+            workers: Vec::new(),
         }
     }
 }
@@ -212,6 +243,20 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
     }
     for reason in v.failure_reasons {
         lines.push(("Failure", reason.clone()));
+    }
+    for w in &v.workers {
+        lines.push((
+            "Worker",
+            format!(
+                "{} ({}): {} tasks, {}, {:.1} tasks/s, last seen {}",
+                w.host,
+                w.owner,
+                w.tasks_done,
+                human_bytes(w.bytes),
+                w.rate,
+                w.last_seen
+            ),
+        ));
     }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut text = String::new();

@@ -43,6 +43,7 @@ pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
 /// `reseal run`: create, then run to the end.
 pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
     let (new, source) = super::job::validate_create(&args.create)?;
+    args.run.lease()?;
     // S3 settings that cannot work fail before a job is created.
     if args.create.target.store.is_none() {
         connect_s3(
@@ -70,6 +71,7 @@ pub async fn run_jobs(
     target: &TargetArgs,
     options: &RunOptionArgs,
 ) -> CliResult {
+    options.lease()?;
     let jobs = match id {
         Some(id) => vec![store.job(id).await?],
         None => {
@@ -330,8 +332,10 @@ async fn run_one(
         return Ok(0);
     }
 
+    let lease = options.lease()?;
     let run_options = RunOptions {
         concurrency: options.concurrency_for(&spec),
+        lease,
         force: options.force,
         verify: !options.no_verify,
         max_changes: options.max_changes,

@@ -8,6 +8,6 @@ pub mod store;
 pub use ingest::{IngestError, create_job, create_job_counting};
 pub use model::{
     IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TargetSpec, Task,
-    TaskCounts, TaskRecord, TaskResult, TaskState,
+    TaskCounts, TaskRecord, TaskResult, TaskState, Worker,
 };
 pub use store::{JobStore, JobStoreError, NewJob, SqliteJobStore, open as open_store};

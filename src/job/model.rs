@@ -367,12 +367,17 @@ pub struct Task {
     pub version_id: Option<String>,
     pub size: Option<u64>,
     pub attempts: u32,
+    /// The lease the run holds the task by (one per leased batch): a result counts only
+    /// while the task is still leased to the same owner under the same token.
+    pub lease_token: i64,
 }
 
 /// The outcome of one task, as the runner records it and the report shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskResult {
     pub seq: i64,
+    /// The lease the task was run under ([`Task::lease_token`]).
+    pub lease_token: i64,
     pub state: TaskState,
     pub attempts: u32,
     pub http_status: u16,
@@ -390,4 +395,33 @@ pub struct TaskRecord {
     pub http_status: Option<u16>,
     pub error_code: Option<String>,
     pub message: Option<String>,
+}
+
+/// One worker (a `reseal job run` process) on a job, as its last heartbeat left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worker {
+    /// `host:pid:random`, the owner its leases carry.
+    pub owner: String,
+    /// Milliseconds since the Unix epoch, by the job store's clock.
+    pub started_at: i64,
+    pub last_seen: i64,
+    /// Tasks and bytes it has recorded so far.
+    pub tasks_done: u64,
+    pub bytes: u64,
+}
+
+impl Worker {
+    pub fn host(&self) -> &str {
+        self.owner.split(':').next().unwrap_or(&self.owner)
+    }
+
+    /// Tasks per second over its life so far.
+    pub fn rate(&self) -> f64 {
+        let secs = (self.last_seen - self.started_at) as f64 / 1000.0;
+        if secs > 0.0 {
+            self.tasks_done as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }

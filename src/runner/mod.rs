@@ -98,6 +98,9 @@ pub enum RunError {
     },
 }
 
+/// How often a run tells the job store it is alive (`job describe` shows it).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// An identity for this run's leases: host, process id and a random part. The process id
 /// lets a later run on the same host see at once that the owner is dead.
 pub fn lease_owner() -> String {
@@ -169,13 +172,15 @@ pub async fn run_job(
             ));
         }
     }
+    store.heartbeat(job, &owner, 0, 0).await?;
     progress.start(job, &store.task_counts(job).await?);
 
     let (results_tx, mut results_rx) = mpsc::channel::<(TaskResult, u64)>(options.concurrency * 4);
     let mut workers: JoinSet<()> = JoinSet::new();
     let mut queue: std::collections::VecDeque<Task> = Default::default();
-    let mut pending_results: Vec<TaskResult> = Vec::new();
+    let mut pending = Pending::default();
     let mut last_flush = Instant::now();
+    let mut last_heartbeat = Instant::now();
     let mut last_control = Instant::now();
     let mut last_renew = Instant::now();
     let mut stop: Option<RunOutcome> = None;
@@ -216,10 +221,9 @@ pub async fn run_job(
             // Every worker has ended, so every result is in the channel: the select may
             // have joined a worker before taking its result.
             while let Ok((result, bytes)) = results_rx.try_recv() {
-                progress.task_done(&result, bytes);
-                pending_results.push(result);
+                pending.push(result, bytes, progress);
             }
-            flush(store, job, &owner, &mut pending_results).await?;
+            pending.flush(store, job, &owner, progress).await?;
             if stop.is_some() {
                 break;
             }
@@ -233,10 +237,7 @@ pub async fn run_job(
         }
 
         tokio::select! {
-            Some((result, bytes)) = results_rx.recv() => {
-                progress.task_done(&result, bytes);
-                pending_results.push(result);
-            }
+            Some((result, bytes)) = results_rx.recv() => pending.push(result, bytes, progress),
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             changed = shutdown.changed(), if !abandon => {
                 let asked = if changed.is_ok() { *shutdown.borrow() } else { Shutdown::Run };
@@ -250,13 +251,19 @@ pub async fn run_job(
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
 
-        if pending_results.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(250) {
-            flush(store, job, &owner, &mut pending_results).await?;
+        if pending.results.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(250) {
+            pending.flush(store, job, &owner, progress).await?;
             last_flush = Instant::now();
         }
         if last_renew.elapsed() >= options.lease / 3 {
             store.renew_leases(job, &owner, options.lease).await?;
             last_renew = Instant::now();
+        }
+        if last_heartbeat.elapsed() >= HEARTBEAT {
+            store
+                .heartbeat(job, &owner, pending.recorded, pending.bytes)
+                .await?;
+            last_heartbeat = Instant::now();
         }
         if stop.is_none() && last_control.elapsed() >= Duration::from_millis(500) {
             last_control = Instant::now();
@@ -277,14 +284,16 @@ pub async fn run_job(
             workers.abort_all();
             while workers.join_next().await.is_some() {}
             while let Ok((result, bytes)) = results_rx.try_recv() {
-                progress.task_done(&result, bytes);
-                pending_results.push(result);
+                pending.push(result, bytes, progress);
             }
-            flush(store, job, &owner, &mut pending_results).await?;
+            pending.flush(store, job, &owner, progress).await?;
             break;
         }
     }
     store.release_leases(job, &owner).await?;
+    store
+        .heartbeat(job, &owner, pending.recorded, pending.bytes)
+        .await?;
     progress.finish();
 
     let outcome = match stop {
@@ -327,17 +336,47 @@ pub async fn run_job(
     Ok(outcome)
 }
 
-async fn flush(
-    store: &dyn JobStore,
-    job: &Job,
-    owner: &str,
-    results: &mut Vec<TaskResult>,
-) -> Result<(), JobStoreError> {
-    if !results.is_empty() {
-        store.record_results(job, owner, results).await?;
-        results.clear();
+/// Results waiting to be recorded, and what this run has recorded so far.
+#[derive(Default)]
+struct Pending {
+    results: Vec<TaskResult>,
+    bytes_waiting: u64,
+    /// Tasks recorded by this run, and the bytes of the tasks it ran (for its heartbeat).
+    recorded: u64,
+    bytes: u64,
+}
+
+impl Pending {
+    fn push(&mut self, result: TaskResult, bytes: u64, progress: &dyn Progress) {
+        progress.task_done(&result, bytes);
+        self.bytes_waiting += bytes;
+        self.results.push(result);
     }
-    Ok(())
+
+    /// Records what is waiting, in one batch. Results whose lease another worker took
+    /// meanwhile (this run was too slow to renew) are not recorded: that worker's count.
+    async fn flush(
+        &mut self,
+        store: &dyn JobStore,
+        job: &Job,
+        owner: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), JobStoreError> {
+        if self.results.is_empty() {
+            return Ok(());
+        }
+        let recorded = store.record_results(job, owner, &self.results).await?;
+        let lost = self.results.len() as u64 - recorded;
+        if lost > 0 {
+            progress.message(&format!(
+                "{lost} results were not recorded: their leases expired and another run holds those tasks now"
+            ));
+        }
+        self.recorded += recorded;
+        self.bytes += std::mem::take(&mut self.bytes_waiting);
+        self.results.clear();
+        Ok(())
+    }
 }
 
 /// The rule S3 Batch Operations uses, with settable numbers.
@@ -378,6 +417,7 @@ async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (Ta
     let mut last_etag = None;
     let failed = |attempts, http_status, code: &str, message| TaskResult {
         seq: task.seq,
+        lease_token: task.lease_token,
         state: TaskState::Failed,
         attempts,
         http_status,
@@ -393,6 +433,7 @@ async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (Ta
             Ok((state, message, size)) => {
                 let result = TaskResult {
                     seq: task.seq,
+                    lease_token: task.lease_token,
                     state,
                     attempts,
                     http_status: 200,

@@ -296,6 +296,7 @@ fn task() -> Task {
         version_id: None,
         size: None,
         attempts: 0,
+        lease_token: 0,
     }
 }
 

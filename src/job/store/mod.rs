@@ -13,12 +13,14 @@
 //!
 //! Knows nothing of manifests' formats, targets or the terminal.
 
+mod rows;
 mod sqlite;
 
 use std::time::Duration;
 
 use super::model::{
     IngestCounts, Job, JobStatus, Operation, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult,
+    Worker,
 };
 use crate::manifest::{Entry, ManifestSummary};
 
@@ -79,6 +81,38 @@ pub async fn open(location: &str) -> Result<std::sync::Arc<dyn JobStore>, JobSto
         });
     }
     Ok(std::sync::Arc::new(SqliteJobStore::open(location).await?))
+}
+
+/// The `LIKE` pattern of the jobs whose id starts with `given` (wildcards in it dropped).
+fn prefix_pattern(given: &str) -> String {
+    format!("{}%", given.replace(['%', '_'], ""))
+}
+
+/// The job `given` names among the rows its id or prefix matched (at most 3): the exact id,
+/// or the only match; otherwise not found or ambiguous.
+fn pick_job(given: &str, rows: Vec<rows::JobRow>) -> Result<Job, JobStoreError> {
+    let mut jobs: Vec<Job> = rows
+        .into_iter()
+        .map(rows::JobRow::into_job)
+        .collect::<Result<_, _>>()?;
+    if given.is_empty() {
+        return Err(JobStoreError::NotFound(given.to_owned()));
+    }
+    if let Some(i) = jobs.iter().position(|j| j.id == given) {
+        return Ok(jobs.swap_remove(i));
+    }
+    match jobs.len() {
+        0 => Err(JobStoreError::NotFound(given.to_owned())),
+        1 => Ok(jobs.remove(0)),
+        _ => Err(JobStoreError::Ambiguous {
+            given: given.to_owned(),
+            matches: jobs
+                .iter()
+                .map(|j| j.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
 }
 
 /// Jobs and tasks, wherever they are kept.
@@ -179,6 +213,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Owners holding leases on a job's tasks.
     async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, JobStoreError>;
+
+    /// Says that worker `owner` is alive on `job`, with what it has recorded so far (first
+    /// call: it joins; times come from the job store's clock).
+    async fn heartbeat(
+        &self,
+        job: &Job,
+        owner: &str,
+        tasks_done: u64,
+        bytes: u64,
+    ) -> Result<(), JobStoreError>;
+
+    /// The workers that have run on a job, most recently seen first.
+    async fn workers(&self, job: &Job) -> Result<Vec<Worker>, JobStoreError>;
 
     /// Tasks in sequence order after `after_seq`, for reports and inspections.
     async fn task_page(

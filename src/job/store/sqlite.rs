@@ -9,9 +9,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
-use super::{JobStore, JobStoreError, NewJob};
+use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
+use super::{JobStore, JobStoreError, NewJob, pick_job, prefix_pattern};
 use crate::job::model::{
     IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
+    Worker,
 };
 use crate::manifest::{Entry, ManifestSummary};
 use crate::time::now_ms;
@@ -107,79 +109,45 @@ impl JobStore for SqliteJobStore {
     /// Finds a job by its id or an unambiguous prefix of it.
     async fn job(&self, id_or_prefix: &str) -> Result<Job, JobStoreError> {
         let given = id_or_prefix.trim();
-        if given.is_empty() {
-            return Err(JobStoreError::NotFound(given.to_owned()));
-        }
-        let pattern = format!("{}%", given.replace(['%', '_'], ""));
-        let rows = sqlx::query("SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3")
-            .bind(given)
-            .bind(pattern)
-            .fetch_all(&self.pool)
-            .await?;
-        if let Some(exact) = rows.iter().find(|r| r.get::<String, _>("id") == given) {
-            return job_from_row(exact);
-        }
-        match rows.len() {
-            0 => Err(JobStoreError::NotFound(given.to_owned())),
-            1 => job_from_row(&rows[0]),
-            _ => Err(JobStoreError::Ambiguous {
-                given: given.to_owned(),
-                matches: rows
-                    .iter()
-                    .map(|r| r.get::<String, _>("id"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+        let rows: Vec<JobRow> =
+            sqlx::query_as("SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3")
+                .bind(given)
+                .bind(prefix_pattern(given))
+                .fetch_all(&self.pool)
+                .await?;
+        pick_job(given, rows)
     }
 
     /// Jobs, highest priority first, then oldest first.
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>, JobStoreError> {
-        let rows =
+        let rows: Vec<JobRow> =
             match status {
-                Some(s) => sqlx::query(
+                Some(s) => sqlx::query_as(
                     "SELECT * FROM jobs WHERE status = ? ORDER BY priority DESC, created_at, pk",
                 )
                 .bind(s.as_str())
                 .fetch_all(&self.pool)
                 .await?,
                 None => {
-                    sqlx::query("SELECT * FROM jobs ORDER BY priority DESC, created_at, pk")
+                    sqlx::query_as("SELECT * FROM jobs ORDER BY priority DESC, created_at, pk")
                         .fetch_all(&self.pool)
                         .await?
                 }
             };
-        rows.iter().map(job_from_row).collect()
+        rows.into_iter().map(JobRow::into_job).collect()
     }
 
     async fn task_counts(&self, job: &Job) -> Result<TaskCounts, JobStoreError> {
-        let row = sqlx::query(
+        let row: CountsRow = sqlx::query_as(
             "SELECT tasks_pending, tasks_leased, tasks_succeeded, tasks_failed, tasks_skipped \
              FROM jobs WHERE pk = ?",
         )
         .bind(job.pk)
         .fetch_one(&self.pool)
         .await?;
-        let n = |name: &str| row.get::<i64, _>(name).max(0) as u64;
-        let counts = TaskCounts {
-            pending: n("tasks_pending"),
-            leased: n("tasks_leased"),
-            succeeded: n("tasks_succeeded"),
-            failed: n("tasks_failed"),
-            skipped: n("tasks_skipped"),
-            total: 0,
-        };
-        Ok(TaskCounts {
-            total: counts.pending
-                + counts.leased
-                + counts.succeeded
-                + counts.failed
-                + counts.skipped,
-            ..counts
-        })
+        Ok(row.into())
     }
 
-    /// Moves `job` from `from` to `to`, only if it is still in `from`.
     async fn set_status(
         &self,
         job: &Job,
@@ -386,17 +354,19 @@ impl JobStore for SqliteJobStore {
     ) -> Result<Vec<Task>, JobStoreError> {
         let now = now_ms();
         let expires = now + lease.as_millis() as i64;
+        let token = fastrand::i64(..);
         let mut tx = self.pool.begin().await?;
         // Leases that expired first (their runs are gone), then pending tasks: only the
         // second changes the counts.
-        let mut rows = sqlx::query(
-            "UPDATE tasks SET lease_owner = ?, lease_expires = ? \
+        let mut rows: Vec<LeasedRow> = sqlx::query_as(
+            "UPDATE tasks SET lease_owner = ?, lease_token = ?, lease_expires = ? \
              WHERE job_pk = ? AND seq IN ( \
                SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
                ORDER BY seq LIMIT ?) \
              RETURNING seq, bucket, key, version_id, size, attempts",
         )
         .bind(owner)
+        .bind(token)
         .bind(expires)
         .bind(job.pk)
         .bind(job.pk)
@@ -406,14 +376,16 @@ impl JobStore for SqliteJobStore {
         .await?;
         let room = i64::from(limit) - rows.len() as i64;
         if room > 0 {
-            let pending = sqlx::query(
-                "UPDATE tasks SET state = 'leased', lease_owner = ?, lease_expires = ? \
+            let pending: Vec<LeasedRow> = sqlx::query_as(
+                "UPDATE tasks SET state = 'leased', lease_owner = ?, lease_token = ?, \
+                 lease_expires = ? \
                  WHERE job_pk = ? AND seq IN ( \
                    SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
                    ORDER BY seq LIMIT ?) \
                  RETURNING seq, bucket, key, version_id, size, attempts",
             )
             .bind(owner)
+            .bind(token)
             .bind(expires)
             .bind(job.pk)
             .bind(job.pk)
@@ -434,17 +406,7 @@ impl JobStore for SqliteJobStore {
             rows.extend(pending);
         }
         tx.commit().await?;
-        let mut tasks: Vec<Task> = rows
-            .iter()
-            .map(|r| Task {
-                seq: r.get("seq"),
-                bucket: r.get("bucket"),
-                key: r.get("key"),
-                version_id: r.get("version_id"),
-                size: r.get::<Option<i64>, _>("size").map(|s| s as u64),
-                attempts: r.get::<i64, _>("attempts") as u32,
-            })
-            .collect();
+        let mut tasks: Vec<Task> = rows.into_iter().map(|r| r.into_task(token)).collect();
         tasks.sort_by_key(|t| t.seq);
         Ok(tasks)
     }
@@ -476,8 +438,10 @@ impl JobStore for SqliteJobStore {
         for r in results {
             let done = sqlx::query(
                 "UPDATE tasks SET state = ?, attempts = ?, http_status = ?, error_code = ?, \
-                 result_message = ?, lease_owner = NULL, lease_expires = NULL \
-                 WHERE job_pk = ? AND seq = ? AND state = 'leased' AND lease_owner = ?",
+                 result_message = ?, lease_owner = NULL, lease_token = NULL, \
+                 lease_expires = NULL \
+                 WHERE job_pk = ? AND seq = ? AND state = 'leased' AND lease_owner = ? \
+                 AND lease_token = ?",
             )
             .bind(r.state.as_str())
             .bind(i64::from(r.attempts))
@@ -487,6 +451,7 @@ impl JobStore for SqliteJobStore {
             .bind(job.pk)
             .bind(r.seq)
             .bind(owner)
+            .bind(r.lease_token)
             .execute(&mut *tx)
             .await?;
             by_state[r.state as usize] += done.rows_affected() as i64;
@@ -515,8 +480,8 @@ impl JobStore for SqliteJobStore {
     async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires = NULL \
-             WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
+            "UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_token = NULL, \
+             lease_expires = NULL WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
         )
         .bind(job.pk)
         .bind(owner)
@@ -553,13 +518,49 @@ impl JobStore for SqliteJobStore {
     }
 
     /// Tasks in sequence order from `after_seq`, for reports and dry runs.
+    async fn heartbeat(
+        &self,
+        job: &Job,
+        owner: &str,
+        tasks_done: u64,
+        bytes: u64,
+    ) -> Result<(), JobStoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (job_pk, owner, started_at, last_seen, tasks_done, bytes) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_pk, owner) DO UPDATE SET \
+             last_seen = excluded.last_seen, tasks_done = excluded.tasks_done, \
+             bytes = excluded.bytes",
+        )
+        .bind(job.pk)
+        .bind(owner)
+        .bind(now)
+        .bind(now)
+        .bind(tasks_done as i64)
+        .bind(bytes as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, job: &Job) -> Result<Vec<Worker>, JobStoreError> {
+        let rows: Vec<WorkerRow> = sqlx::query_as(
+            "SELECT owner, started_at, last_seen, tasks_done, bytes FROM workers \
+             WHERE job_pk = ? ORDER BY last_seen DESC, owner",
+        )
+        .bind(job.pk)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Worker::from).collect())
+    }
+
     async fn task_page(
         &self,
         job: &Job,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<(i64, TaskRecord)>, JobStoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<RecordRow> = sqlx::query_as(
             "SELECT seq, bucket, key, version_id, state, http_status, error_code, result_message \
              FROM tasks WHERE job_pk = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
@@ -568,75 +569,8 @@ impl JobStore for SqliteJobStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.get("state");
-                Ok((
-                    r.get("seq"),
-                    TaskRecord {
-                        bucket: r.get("bucket"),
-                        key: r.get("key"),
-                        version_id: r.get("version_id"),
-                        state: TaskState::ALL
-                            .into_iter()
-                            .find(|s| s.as_str() == state)
-                            .ok_or_else(|| JobStoreError::Corrupt {
-                                id: job.id.clone(),
-                                message: format!("unknown task state {state:?}"),
-                            })?,
-                        http_status: r.get::<Option<i64>, _>("http_status").map(|s| s as u16),
-                        error_code: r.get("error_code"),
-                        message: r.get("result_message"),
-                    },
-                ))
-            })
-            .collect()
+        rows.into_iter().map(|r| r.into_record(job)).collect()
     }
-}
-
-fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, JobStoreError> {
-    let id: String = row.get("id");
-    let corrupt = |message: String| JobStoreError::Corrupt {
-        id: id.clone(),
-        message,
-    };
-    let status: String = row.get("status");
-    let spec: String = row.get("spec");
-    let manifest: Option<String> = row.get("manifest");
-    let reasons: String = row.get("failure_reasons");
-    let count = |name: &str| row.get::<i64, _>(name) as u64;
-    Ok(Job {
-        pk: row.get("pk"),
-        status: status.parse().map_err(corrupt)?,
-        priority: row.get("priority"),
-        description: row.get("description"),
-        spec: serde_json::from_str(&spec).map_err(|e| corrupt(format!("spec: {e}")))?,
-        manifest_location: row.get("manifest_location"),
-        manifest: manifest
-            .map(|m| serde_json::from_str(&m))
-            .transpose()
-            .map_err(|e| corrupt(format!("manifest: {e}")))?,
-        ingest: IngestCounts {
-            rows_read: count("rows_read"),
-            rows_filtered: count("rows_filtered"),
-            delete_markers: count("delete_markers"),
-            noncurrent_versions: count("noncurrent_versions"),
-            tasks: count("total_tasks"),
-            bytes: count("total_bytes"),
-        },
-        failure_reasons: serde_json::from_str(&reasons)
-            .map_err(|e| corrupt(format!("failure reasons: {e}")))?,
-        target: row
-            .get::<Option<String>, _>("target")
-            .map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| corrupt(format!("target: {e}")))?,
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        started_at: row.get("started_at"),
-        finished_at: row.get("finished_at"),
-        id,
-    })
 }
 
 /// Creates the database file readable by its owner only; an existing file is left as it is.
@@ -684,6 +618,7 @@ mod tests {
     fn result(task: &Task, state: TaskState) -> TaskResult {
         TaskResult {
             seq: task.seq,
+            lease_token: task.lease_token,
             state,
             attempts: 1,
             http_status: 200,
