@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::crypto::MasterKey;
+use crate::sse::SseMode;
 
 pub(super) const SEG: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
 

@@ -3,6 +3,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::sse::SseMode;
 
 const MIB: usize = 1024 * 1024;
 
