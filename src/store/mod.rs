@@ -18,6 +18,7 @@
 //! commit point; data files are written first, under a fresh id, and never changed. Must
 //! not touch jobs or S3; prints nothing.
 
+mod bucket;
 mod error;
 pub mod keys;
 pub mod multipart;
@@ -31,12 +32,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::crypto::{self, CustomerKey, DataKey, Engine, KeyFingerprint, MasterKey, Mode};
 use crate::durable::{self, AtomicFile};
 use crate::encoding::{hex, unhex};
+use bucket::check_bucket_name;
+pub use bucket::{BucketInfo, DefaultEncryption};
 pub use error::StoreError;
 use error::{Result, io_err};
 use keys::KeyManager;
@@ -51,44 +53,6 @@ pub use request::{
 const STORE_FILE: &str = "reseal-store.json";
 const FORMAT: u32 = 1;
 const MAX_KEY_LEN: usize = 1024;
-
-/// A bucket's default encryption, applied when a write names none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode")]
-pub enum DefaultEncryption {
-    #[serde(rename = "SSE-S3")]
-    SseS3,
-    #[serde(rename = "SSE-KMS")]
-    SseKms {
-        key_id: Option<String>,
-        #[serde(default)]
-        bucket_key: bool,
-    },
-    #[serde(rename = "DSSE-KMS")]
-    DsseKms { key_id: String },
-}
-
-impl DefaultEncryption {
-    pub fn to_encryption(&self) -> Encryption {
-        match self {
-            DefaultEncryption::SseS3 => Encryption::SseS3,
-            DefaultEncryption::SseKms { key_id, bucket_key } => Encryption::SseKms {
-                key_id: key_id.clone(),
-                bucket_key: *bucket_key,
-            },
-            DefaultEncryption::DsseKms { key_id } => Encryption::DsseKms {
-                key_id: key_id.clone(),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketInfo {
-    pub name: String,
-    pub created: i64,
-    pub default_encryption: DefaultEncryption,
-}
 
 /// An open local store.
 pub struct Store {
@@ -179,103 +143,6 @@ impl Store {
             .join("data")
             .join(&data_id[..2])
             .join(data_id)
-    }
-
-    // ---- buckets ----
-
-    pub fn create_bucket(
-        &self,
-        name: &str,
-        default: Option<DefaultEncryption>,
-    ) -> Result<BucketInfo> {
-        check_bucket_name(name)?;
-        let dir = self.bucket_dir(name);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::BucketExists(name.to_owned()));
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        }
-        for sub in ["objects", "data"] {
-            create_private_dir(&dir.join(sub))?;
-        }
-        let info = BucketInfo {
-            name: name.to_owned(),
-            created: crate::time::now_ms(),
-            default_encryption: default.unwrap_or(DefaultEncryption::SseS3),
-        };
-        self.write_bucket_info(&info)?;
-        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))?;
-        Ok(info)
-    }
-
-    fn write_bucket_info(&self, info: &BucketInfo) -> Result<()> {
-        let path = self.bucket_dir(&info.name).join("bucket.json");
-        let text = serde_json::to_vec_pretty(info).expect("bucket info serialises");
-        durable::write_file(&self.tmp, &path, &text).map_err(io_err(&path))
-    }
-
-    pub fn bucket(&self, name: &str) -> Result<BucketInfo> {
-        check_bucket_name(name).map_err(|_| StoreError::NoSuchBucket(name.to_owned()))?;
-        let path = self.bucket_dir(name).join("bucket.json");
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NoSuchBucket(name.to_owned()));
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            object: path.display().to_string(),
-            message: e.to_string(),
-        })
-    }
-
-    pub fn set_default_encryption(
-        &self,
-        name: &str,
-        default: DefaultEncryption,
-    ) -> Result<BucketInfo> {
-        let mut info = self.bucket(name)?;
-        info.default_encryption = default;
-        let _lock = self.lock_bucket(name)?;
-        self.write_bucket_info(&info)?;
-        Ok(info)
-    }
-
-    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let dir = self.root.join("buckets");
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        names.iter().map(|n| self.bucket(n)).collect()
-    }
-
-    pub fn delete_bucket(&self, name: &str) -> Result<()> {
-        self.bucket(name)?;
-        if !self.list(name, "")?.is_empty() {
-            return Err(StoreError::BucketNotEmpty(name.to_owned()));
-        }
-        let dir = self.bucket_dir(name);
-        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))
-    }
-
-    /// Held while a write checks its precondition and commits, so that two writers (two
-    /// processes too) cannot both pass a check and then overwrite each other.
-    fn lock_bucket(&self, bucket: &str) -> Result<File> {
-        let path = self.bucket_dir(bucket).join(".lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        file.lock().map_err(io_err(&path))?;
-        Ok(file)
     }
 
     // ---- objects ----
@@ -1426,21 +1293,6 @@ fn ssec_context<'a>(bucket: &'a str, key: &'a str) -> crypto::KeyContext<'a> {
         mode: Mode::SseC,
         key_id: "customer",
         key_version: 0,
-    }
-}
-
-fn check_bucket_name(name: &str) -> Result<()> {
-    let ok = (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidBucketName(name.to_owned()))
     }
 }
 
