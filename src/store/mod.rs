@@ -18,12 +18,14 @@
 //! commit point; data files are written first, under a fresh id, and never changed. Must
 //! not touch jobs or S3; prints nothing.
 
+mod body;
 mod bucket;
 mod error;
 pub mod keys;
 pub mod multipart;
 pub mod object;
 mod request;
+mod sealing;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -31,12 +33,13 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
+use md5::Digest;
 use sha2::Sha256;
 
-use crate::crypto::{self, CustomerKey, DataKey, Engine, KeyFingerprint, MasterKey, Mode};
+use crate::crypto::{self, CustomerKey, DataKey, Engine, MasterKey, Mode};
 use crate::durable::{self, AtomicFile};
 use crate::encoding::{hex, unhex};
+use body::{HashingReader, LayeredReader, open_layers, piped, reader_error, seal_body};
 use bucket::check_bucket_name;
 pub use bucket::{BucketInfo, DefaultEncryption};
 pub use error::StoreError;
@@ -49,6 +52,7 @@ pub use request::{
     ByteRange, CopyRequest, Encryption, GetRequest, PutOptions, ReadConditions, Reencrypt,
     ReencryptMethod, WriteCondition,
 };
+use sealing::{data_aad, part_aad};
 
 const STORE_FILE: &str = "reseal-store.json";
 const FORMAT: u32 = 1;
@@ -296,55 +300,10 @@ impl Store {
         };
         self.bucket(bucket)?;
         check_key(key)?;
-        self.piped(
+        piped(
             |out| self.get_object(source.0, source.1, &get, &mut |_, _| {}, out),
             |body| self.put(bucket, key, body, request.options),
         )
-    }
-
-    /// Runs `produce` on a thread of its own, writing into a pipe that `consume` reads:
-    /// one object's plaintext flows into another write in bounded memory. The producer's
-    /// error wins (the consumer then saw a short body).
-    fn piped<T>(
-        &self,
-        produce: impl FnOnce(&mut dyn Write) -> Result<ObjectMeta> + Send,
-        consume: impl FnOnce(&mut dyn Read) -> Result<T>,
-    ) -> Result<T> {
-        let (reader, mut writer) = io::pipe().map_err(io_err(Path::new("pipe")))?;
-        let (done, outcome) = std::sync::mpsc::sync_channel(1);
-        std::thread::scope(|scope| {
-            let producer = scope.spawn(move || {
-                let mut out = BufWriter::with_capacity(1 << 20, &mut writer);
-                let read = produce(&mut out).and_then(|meta| {
-                    out.flush().map_err(io_err(Path::new("pipe")))?;
-                    Ok(meta)
-                });
-                drop(out);
-                // Said before the pipe closes, so that the reader never takes the end of
-                // a failed read for the end of the object.
-                let _ = done.send(read.is_ok());
-                drop(writer);
-                read
-            });
-            let mut body = PipedReader {
-                pipe: reader,
-                outcome,
-                ended_well: None,
-            };
-            let consumed = consume(&mut body);
-            // The producer may be blocked on a full pipe: closing it ends its write.
-            drop(body);
-            let produced = producer.join().unwrap_or_else(|_| {
-                Err(StoreError::Corrupt {
-                    object: "copy".into(),
-                    message: "the reading thread panicked".into(),
-                })
-            });
-            match (produced, consumed) {
-                (Err(e), _) => Err(e),
-                (Ok(_), consumed) => consumed,
-            }
-        })
     }
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's current
@@ -673,17 +632,8 @@ impl Store {
             let aad = data_aad(bucket, key);
             // Plaintext flows from the old layers into the new ones in bounded chunks;
             // objects larger than memory stream.
-            let mut reader = LayeredReader {
-                layers: &layers,
-                file: &mut source,
-                sealed_len,
-                aad: &aad,
-                at: 0,
-                size: current.size,
-                buf: Vec::new(),
-                pos: 0,
-                error: None,
-            };
+            let mut reader =
+                LayeredReader::new(&layers, &mut source, sealed_len, &aad, current.size);
             let mut hashing = HashingReader::new(&mut reader);
             let written = self.write_data(bucket, key, &data_id, &request.to, &mut hashing);
             if let Some(e) = reader_error(&mut hashing) {
@@ -693,7 +643,7 @@ impl Store {
             (written, hashing.finish())
         } else {
             // Several data files: through a pipe from a reading thread.
-            self.piped(
+            piped(
                 |out| {
                     self.read_data(&current, &layers, 0..current.size, out)?;
                     Ok(current.clone())
@@ -776,172 +726,6 @@ impl Store {
                 Some(self.seal_ssec(&data_key, new_key, bucket, key)?)
             }
             _ => None,
-        })
-    }
-
-    fn open_ssec_key(&self, meta: &ObjectMeta, given: Option<&CustomerKey>) -> Result<DataKey> {
-        let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
-        let SseState::SseC {
-            salt,
-            fingerprint,
-            dek,
-            ..
-        } = &meta.sse
-        else {
-            unreachable!("called for SSE-C objects only");
-        };
-        let given = given.ok_or_else(|| StoreError::SseCKeyRequired {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-        })?;
-        fingerprint
-            .verify(given)
-            .map_err(|_| StoreError::AccessDenied {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            })?;
-        let kek = given.derive_kek(salt);
-        crypto::open_data_key(&kek, dek, &ssec_context(bucket, key)).map_err(|source| {
-            StoreError::Crypto {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                source,
-            }
-        })
-    }
-
-    fn seal_ssec(
-        &self,
-        data_key: &DataKey,
-        customer: &CustomerKey,
-        bucket: &str,
-        key: &str,
-    ) -> Result<SseState> {
-        let crypto_err = |source| StoreError::Crypto {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        };
-        let salt = CustomerKey::new_salt().map_err(crypto_err)?;
-        let kek = customer.derive_kek(&salt);
-        let dek = crypto::seal_data_key(&kek, data_key, &ssec_context(bucket, key))
-            .map_err(crypto_err)?;
-        Ok(SseState::SseC {
-            salt,
-            fingerprint: KeyFingerprint::new(customer).map_err(crypto_err)?,
-            key_md5: customer.md5_base64(),
-            dek,
-        })
-    }
-
-    /// The data keys of an object, in sealing order (DSSE-KMS: inner, then outer); empty
-    /// for plaintext. An SSE-C key given for another mode is refused.
-    fn data_keys(&self, meta: &ObjectMeta, sse_c: Option<&CustomerKey>) -> Result<Vec<DataKey>> {
-        let (bucket, key) = (meta.bucket.as_str(), meta.key.as_str());
-        if sse_c.is_some() && !matches!(meta.sse, SseState::SseC { .. }) {
-            return Err(StoreError::SseCKeyNotExpected {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            });
-        }
-        Ok(match &meta.sse {
-            SseState::None => Vec::new(),
-            SseState::SseS3 { root_version, dek } => {
-                vec![self.keys.root_open(*root_version, dek, bucket, key)?]
-            }
-            SseState::SseKms { dek, .. } => {
-                vec![self.keys.kms_open(dek, Mode::SseKms, bucket, key)?]
-            }
-            SseState::DsseKms { inner, outer } => vec![
-                self.keys.kms_open(inner, Mode::DsseKmsInner, bucket, key)?,
-                self.keys.kms_open(outer, Mode::DsseKmsOuter, bucket, key)?,
-            ],
-            SseState::SseC { .. } => vec![self.open_ssec_key(meta, sse_c)?],
-        })
-    }
-
-    /// The engines that open an object's data, outermost first; empty for plaintext.
-    fn open_keys(&self, meta: &ObjectMeta, sse_c: Option<&CustomerKey>) -> Result<Vec<Engine>> {
-        let mut keys = self.data_keys(meta, sse_c)?;
-        keys.reverse();
-        keys.iter()
-            .map(|dek| {
-                Engine::new(dek)
-                    .with_segment_size(meta.segment_size)
-                    .map_err(|source| StoreError::Crypto {
-                        bucket: meta.bucket.clone(),
-                        key: meta.key.clone(),
-                        source,
-                    })
-            })
-            .collect()
-    }
-
-    /// New data key(s) for an object written with `encryption`, sealed as it says:
-    /// the object's encryption state and the keys, in sealing order.
-    fn new_data_keys(
-        &self,
-        bucket: &str,
-        key: &str,
-        encryption: &Encryption,
-    ) -> Result<(SseState, Vec<DataKey>)> {
-        let crypto_err = |source| StoreError::Crypto {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        };
-        let new_dek = || DataKey::generate().map_err(crypto_err);
-        Ok(match encryption {
-            Encryption::None => (SseState::None, Vec::new()),
-            Encryption::SseS3 => {
-                let dek = new_dek()?;
-                let (root_version, sealed) = self.keys.root_seal(&dek, bucket, key)?;
-                (
-                    SseState::SseS3 {
-                        root_version,
-                        dek: sealed,
-                    },
-                    vec![dek],
-                )
-            }
-            Encryption::SseKms { key_id, bucket_key } => {
-                let dek = new_dek()?;
-                let sealed =
-                    self.keys
-                        .kms_seal(key_id.as_deref(), &dek, Mode::SseKms, bucket, key)?;
-                (
-                    SseState::SseKms {
-                        dek: sealed,
-                        bucket_key: *bucket_key,
-                    },
-                    vec![dek],
-                )
-            }
-            Encryption::DsseKms { key_id } => {
-                let (inner_dek, outer_dek) = (new_dek()?, new_dek()?);
-                let inner = self.keys.kms_seal(
-                    Some(key_id),
-                    &inner_dek,
-                    Mode::DsseKmsInner,
-                    bucket,
-                    key,
-                )?;
-                let outer = self.keys.kms_seal(
-                    Some(key_id),
-                    &outer_dek,
-                    Mode::DsseKmsOuter,
-                    bucket,
-                    key,
-                )?;
-                (
-                    SseState::DsseKms { inner, outer },
-                    vec![inner_dek, outer_dek],
-                )
-            }
-            Encryption::SseC(customer) => {
-                let dek = new_dek()?;
-                (self.seal_ssec(&dek, customer, bucket, key)?, vec![dek])
-            }
         })
     }
 
@@ -1061,239 +845,12 @@ impl Expect<'_> {
     }
 }
 
-/// The reading end of [`Store::piped`]: its end is an error unless the producer
-/// finished well.
-struct PipedReader {
-    pipe: io::PipeReader,
-    outcome: std::sync::mpsc::Receiver<bool>,
-    ended_well: Option<bool>,
-}
-
-impl Read for PipedReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.pipe.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            let outcome = &self.outcome;
-            if !*self
-                .ended_well
-                .get_or_insert_with(|| outcome.recv().unwrap_or(false))
-            {
-                return Err(io::Error::other("the source could not be read"));
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// One data file of an object.
 struct Piece {
     path: PathBuf,
     /// Plaintext bytes.
     size: u64,
     aad: Vec<u8>,
-}
-
-/// Bodies up to this many bytes (one segment) are read whole and sealed in one call, in
-/// buffers of their own size. Larger ones stream through [`Engine::seal_stream`], whose
-/// batch buffers (16 segments: 4 MiB of plaintext and 4 MiB sealed) are allocated zeroed
-/// for every call: for a 4 KiB object, zeroing and faulting them in took most of the CPU
-/// time of a whole re-encryption, fsyncs included.
-const SEAL_WHOLE_MAX: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
-
-/// Seals `body` into `out`, in the same format whichever way: one header, then the
-/// segments.
-fn seal_body(
-    engine: &Engine,
-    body: &mut dyn Read,
-    out: &mut File,
-    aad: &[u8],
-) -> crypto::Result<()> {
-    let mut head = Vec::new();
-    body.take(SEAL_WHOLE_MAX as u64 + 1)
-        .read_to_end(&mut head)?;
-    if head.len() <= SEAL_WHOLE_MAX {
-        out.write_all(&engine.seal(&head, aad)?)?;
-        return Ok(());
-    }
-    engine.seal_stream(
-        io::Cursor::new(head).chain(body),
-        BufWriter::with_capacity(1 << 20, out),
-        aad,
-    )?;
-    Ok(())
-}
-
-/// Opens `range` of the plaintext through `layers` (outermost first).
-fn open_layers(
-    layers: &[Engine],
-    file: &mut File,
-    sealed_len: u64,
-    aad: &[u8],
-    range: Range<u64>,
-) -> crypto::Result<Vec<u8>> {
-    match layers {
-        [] => unreachable!("plaintext is read directly"),
-        [only] => only.open_range_at(sealed_len, |at, buf| read_at(file, at, buf), aad, range),
-        [outer, rest @ ..] => {
-            let inner_len = outer.layout().plaintext_len(sealed_len)?;
-            let mut failure = None;
-            let result = rest[0].open_range_at(
-                inner_len,
-                |at, buf| {
-                    let bytes = open_layers(
-                        std::slice::from_ref(outer),
-                        file,
-                        sealed_len,
-                        aad,
-                        at..at + buf.len() as u64,
-                    )
-                    .map_err(|e| {
-                        let text = e.to_string();
-                        failure = Some(e);
-                        io::Error::other(text)
-                    })?;
-                    buf.copy_from_slice(&bytes);
-                    Ok(())
-                },
-                aad,
-                range,
-            );
-            match (result, failure) {
-                (Err(_), Some(e)) => Err(e),
-                (r, _) => r,
-            }
-        }
-    }
-}
-
-fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> io::Result<()> {
-    file.seek(SeekFrom::Start(at))?;
-    file.read_exact(buf)
-}
-
-/// Reads an object's plaintext through its layers in bounded chunks.
-struct LayeredReader<'a> {
-    layers: &'a [Engine],
-    file: &'a mut File,
-    sealed_len: u64,
-    aad: &'a [u8],
-    at: u64,
-    size: u64,
-    buf: Vec<u8>,
-    pos: usize,
-    error: Option<crypto::Error>,
-}
-
-impl Read for LayeredReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.layers.is_empty() {
-            // Plaintext: straight from the file into the caller's buffer, without a
-            // chunk of its own to allocate and copy through.
-            let want = (out.len() as u64).min(self.size - self.at) as usize;
-            if want == 0 {
-                return Ok(0);
-            }
-            let n = std::os::unix::fs::FileExt::read_at(&*self.file, &mut out[..want], self.at)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.at += n as u64;
-            return Ok(n);
-        }
-        if self.pos == self.buf.len() {
-            if self.at == self.size {
-                return Ok(0);
-            }
-            let end = (self.at + (4 << 20)).min(self.size);
-            let chunk = match open_layers(
-                self.layers,
-                self.file,
-                self.sealed_len,
-                self.aad,
-                self.at..end,
-            ) {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let text = e.to_string();
-                    self.error = Some(e);
-                    return Err(io::Error::other(text));
-                }
-            };
-            self.buf = chunk;
-            self.pos = 0;
-            self.at = end;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-fn reader_error(hashing: &mut HashingReader<&mut LayeredReader<'_>>) -> Option<crypto::Error> {
-    hashing.inner.error.take()
-}
-
-/// Counts and hashes (MD5, the ETag) what is read through it.
-struct HashingReader<R> {
-    inner: R,
-    md5: Md5,
-    size: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            md5: Md5::new(),
-            size: 0,
-        }
-    }
-
-    fn finish(self) -> (u64, String) {
-        (self.size, hex(&self.md5.finalize()))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.md5.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
-/// Associated data of every data segment: the object's identity.
-fn data_aad(bucket: &str, key: &str) -> Vec<u8> {
-    let mut aad = b"reseal/object-data/v1".to_vec();
-    for part in [bucket, key] {
-        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        aad.extend_from_slice(part.as_bytes());
-    }
-    aad
-}
-
-/// Associated data of a multipart object's part: the object's identity and the part's
-/// number, so that parts cannot be swapped or moved to another object.
-fn part_aad(bucket: &str, key: &str, number: u32) -> Vec<u8> {
-    let mut aad = b"reseal/object-part/v1".to_vec();
-    for part in [bucket, key] {
-        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        aad.extend_from_slice(part.as_bytes());
-    }
-    aad.extend_from_slice(&number.to_be_bytes());
-    aad
-}
-
-fn ssec_context<'a>(bucket: &'a str, key: &'a str) -> crypto::KeyContext<'a> {
-    crypto::KeyContext {
-        bucket,
-        key,
-        mode: Mode::SseC,
-        key_id: "customer",
-        key_version: 0,
-    }
 }
 
 fn check_key(key: &str) -> Result<()> {

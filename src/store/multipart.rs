@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, check_key,
-    create_private_dir, hex, io_err, part_aad, unhex,
+    create_private_dir, hex, io_err, part_aad, piped, unhex,
 };
 use crate::crypto::{self, CustomerKey};
 use crate::durable::{self, AtomicFile};
@@ -261,7 +261,7 @@ impl Store {
     ) -> Result<Part> {
         // The upload's key is checked before any byte is read.
         self.data_keys(&self.upload(bucket, id)?.object, sse_c)?;
-        self.piped(
+        piped(
             |out| self.get_object(source.0, source.1, get, &mut |_, _| {}, out),
             |body| self.upload_part(bucket, id, number, sse_c, body),
         )

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use md5::Md5;
+
 use super::*;
 use crate::crypto::MasterKey;
 use crate::sse::SseMode;

@@ -1,6 +1,8 @@
 //! What `reseal serve` needs of the store: multipart uploads, conditional reads and
 //! writes, byte ranges as HTTP gives them, copies, content MD5s.
 
+use md5::Md5;
+
 use super::tests::*;
 use super::*;
 use crate::sse::SseMode;
