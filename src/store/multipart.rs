@@ -26,12 +26,14 @@ use std::path::PathBuf;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, check_key,
-    create_private_dir, hex, io_err, part_aad, piped, unhex,
-};
+use super::body::{HashingReader, piped};
+use super::error::{Result, StoreError, io_err};
+use super::sealing::part_aad;
+use super::write::Expect;
+use super::{ObjectMeta, PutOptions, Store, WriteCondition, check_key, create_private_dir};
 use crate::crypto::{self, CustomerKey};
 use crate::durable::{self, AtomicFile};
+use crate::encoding::{hex, unhex};
 
 /// S3's limits: part numbers 1 to 10,000; every part but the last at least 5 MiB.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -366,9 +368,9 @@ impl Store {
             ..upload.object
         };
         let expect = match &condition {
-            WriteCondition::Always => super::Expect::Nothing,
-            WriteCondition::IfMatch(etag) => super::Expect::ETag(etag),
-            WriteCondition::IfAbsent => super::Expect::Absent,
+            WriteCondition::Always => Expect::Nothing,
+            WriteCondition::IfMatch(etag) => Expect::ETag(etag),
+            WriteCondition::IfAbsent => Expect::Absent,
         };
         self.commit(&meta, None, expect)?;
         self.remove_upload(bucket, &dir, &have, Some(&meta));
