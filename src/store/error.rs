@@ -89,11 +89,32 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the request is at fault (a missing object, a wrong key, …), not the store.
+    /// Every variant is named, so that a new one is classified on purpose.
     pub fn is_user_error(&self) -> bool {
         match self {
+            StoreError::NotAStore(_)
+            | StoreError::AlreadyAStore(_)
+            | StoreError::NoSuchBucket(_)
+            | StoreError::BucketExists(_)
+            | StoreError::BucketNotEmpty(_)
+            | StoreError::InvalidBucketName(_)
+            | StoreError::InvalidKey(_)
+            | StoreError::NoSuchKey { .. }
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::AccessDenied { .. }
+            | StoreError::SseCKeyRequired { .. }
+            | StoreError::SseCKeyNotExpected { .. }
+            | StoreError::NotModified { .. }
+            | StoreError::BadDigest { .. }
+            | StoreError::NoSuchUpload(_)
+            | StoreError::InvalidPart(_)
+            | StoreError::InvalidPartOrder
+            | StoreError::EntityTooSmall { .. }
+            | StoreError::InvalidRange { .. }
+            | StoreError::MasterKey(_) => true,
             StoreError::Keys(e) => e.is_user_error(),
+            // The store's own data or files failed it: a request cannot cause these.
             StoreError::Crypto { .. } | StoreError::Corrupt { .. } | StoreError::Io { .. } => false,
-            _ => true,
         }
     }
 }
