@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! reseal-store.json                      format version
-//! keys/                                  root keyring, local KMS keys, audit log (keys.rs)
+//! keys/                                  root keyring, local KMS keys, audit log (keys/)
 //! tmp/                                   temporary files of writes in progress
 //! buckets/NAME/bucket.json               bucket settings (default encryption)
 //! buckets/NAME/.lock                     held while a write checks and commits
@@ -31,7 +31,7 @@
 //! - `sealing.rs`: an object's data keys and what binds them to it;
 //! - `body.rs`: adaptors that move bytes through pipes, hashes and the crypto engine;
 //! - `object.rs`: the metadata file format;
-//! - `keys.rs`: the root keyring, the local KMS and its audit log.
+//! - `keys/`: the root keyring, the local KMS and its audit log.
 
 mod body;
 mod bucket;

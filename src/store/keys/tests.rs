@@ -3,7 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use uuid::Uuid;
+
+use super::audit::AUDIT_FILE;
 use super::*;
+use crate::crypto;
 
 struct Store {
     _root: tempfile::TempDir,
