@@ -59,25 +59,44 @@ pub enum KeyError {
 
 impl KeyError {
     /// Whether the user can fix this (a key name, a key's state, the master key), as
-    /// opposed to a failure of the store.
+    /// opposed to a failure of the store. Every variant, and every crypto error, is named,
+    /// so that a new one is classified on purpose.
     pub fn is_user_error(&self) -> bool {
         use crypto::Error as C;
-        matches!(
-            self,
+        match self {
             KeyError::NotInitialised { .. }
-                | KeyError::AlreadyInitialised { .. }
-                | KeyError::WrongMasterKey { .. }
-                | KeyError::UnknownKey(_)
-                | KeyError::Disabled(_)
-                | KeyError::AliasTaken { .. }
-                | KeyError::BadAlias { .. }
-                | KeyError::Crypto(
-                    C::MasterKeyMissing
-                        | C::MasterKeyFilePermissions { .. }
-                        | C::MasterKeyFileRead { .. }
-                        | C::InvalidKey { .. }
-                )
-        )
+            | KeyError::AlreadyInitialised { .. }
+            | KeyError::WrongMasterKey { .. }
+            | KeyError::UnknownKey(_)
+            | KeyError::Disabled(_)
+            | KeyError::AliasTaken { .. }
+            | KeyError::BadAlias { .. } => true,
+            KeyError::Io { .. } | KeyError::Corrupt { .. } => false,
+            KeyError::Crypto(e) => match e {
+                // The master key is the one thing here the user gives.
+                C::MasterKeyMissing
+                | C::MasterKeyFilePermissions { .. }
+                | C::MasterKeyFileRead { .. }
+                | C::InvalidKey { .. } => true,
+                C::Random(_)
+                | C::NotSealed
+                | C::UnsupportedVersion(_)
+                | C::InvalidSegmentSize(_)
+                | C::InvalidSealedLength { .. }
+                | C::Truncated { .. }
+                | C::TrailingData { .. }
+                | C::SegmentAuth { .. }
+                | C::TooLarge
+                | C::RangeOutOfBounds { .. }
+                | C::BufferLength { .. }
+                | C::Io(_)
+                | C::Malformed { .. }
+                | C::SealedKeyMismatch
+                | C::KeyringMismatch { .. }
+                | C::UnknownKeyVersion { .. }
+                | C::WrongKey => false,
+            },
+        }
     }
 }
 
