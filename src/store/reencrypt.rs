@@ -65,7 +65,7 @@ impl Store {
             let mut reader =
                 LayeredReader::new(&layers, &mut source, sealed_len, &aad, current.size);
             let mut hashing = HashingReader::new(&mut reader);
-            let written = self.write_data(bucket, key, &data_id, &request.to, &mut hashing);
+            let written = self.write_data(bucket, key, &request.to, &mut hashing);
             if let Some(e) = reader_error(&mut hashing) {
                 return Err(crypto_err(e));
             }
@@ -80,8 +80,7 @@ impl Store {
                 },
                 |body| {
                     let mut hashing = HashingReader::new(body);
-                    let written =
-                        self.write_data(bucket, key, &data_id, &request.to, &mut hashing)?;
+                    let written = self.write_data(bucket, key, &request.to, &mut hashing)?;
                     Ok((written, hashing.finish()))
                 },
             )?

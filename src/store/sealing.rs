@@ -188,25 +188,36 @@ impl Store {
     }
 }
 
+/// The segment size an object sealed with `keys` records; none for plaintext.
+pub(super) fn segment_size(keys: &[DataKey]) -> u32 {
+    if keys.is_empty() {
+        0
+    } else {
+        crypto::DEFAULT_SEGMENT_SIZE
+    }
+}
+
 /// Associated data of every data segment: the object's identity.
 pub(super) fn data_aad(bucket: &str, key: &str) -> Vec<u8> {
-    let mut aad = b"reseal/object-data/v1".to_vec();
-    for part in [bucket, key] {
-        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        aad.extend_from_slice(part.as_bytes());
-    }
-    aad
+    identity_aad(b"reseal/object-data/v1", bucket, key)
 }
 
 /// Associated data of a multipart object's part: the object's identity and the part's
 /// number, so that parts cannot be swapped or moved to another object.
 pub(super) fn part_aad(bucket: &str, key: &str, number: u32) -> Vec<u8> {
-    let mut aad = b"reseal/object-part/v1".to_vec();
+    let mut aad = identity_aad(b"reseal/object-part/v1", bucket, key);
+    aad.extend_from_slice(&number.to_be_bytes());
+    aad
+}
+
+/// `label`, then the bucket and the key, each preceded by its length so that no two
+/// identities encode alike.
+fn identity_aad(label: &[u8], bucket: &str, key: &str) -> Vec<u8> {
+    let mut aad = label.to_vec();
     for part in [bucket, key] {
         aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
         aad.extend_from_slice(part.as_bytes());
     }
-    aad.extend_from_slice(&number.to_be_bytes());
     aad
 }
 

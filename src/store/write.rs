@@ -14,9 +14,9 @@ use super::error::{Result, StoreError, io_err};
 use super::request::{
     CopyRequest, Encryption, GetRequest, PutOptions, WriteCondition, etag_matches,
 };
-use super::sealing::data_aad;
+use super::sealing::{data_aad, segment_size};
 use super::{ObjectMeta, SseState, Store, check_key, create_private_dir};
-use crate::crypto::{self, DataKey, Engine};
+use crate::crypto::{DataKey, Engine};
 use crate::durable::{self, AtomicFile};
 
 impl Store {
@@ -29,16 +29,11 @@ impl Store {
         body: impl Read,
         options: PutOptions,
     ) -> Result<ObjectMeta> {
-        let info = self.bucket(bucket)?;
-        check_key(key)?;
-        let encryption = options
-            .encryption
-            .clone()
-            .unwrap_or_else(|| info.default_encryption.to_encryption());
+        let encryption = self.new_object_encryption(bucket, key, &options)?;
         let data_id = uuid::Uuid::new_v4().simple().to_string();
         let mut hashing = HashingReader::new(body);
         let (sse, segment_size, data_file) =
-            self.write_data(bucket, key, &data_id, &encryption, &mut hashing)?;
+            self.write_data(bucket, key, &encryption, &mut hashing)?;
         let (size, etag) = hashing.finish();
         if let Some(expected) = &options.content_md5
             && !expected.eq_ignore_ascii_case(&etag)
@@ -68,13 +63,24 @@ impl Store {
             md5: None,
             parts: Vec::new(),
         };
-        let condition = match &options.condition {
-            WriteCondition::Always => Expect::Nothing,
-            WriteCondition::IfMatch(etag) => Expect::ETag(etag),
-            WriteCondition::IfAbsent => Expect::Absent,
-        };
-        self.commit(&meta, data_file, condition)?;
+        self.commit(&meta, data_file, Expect::from(&options.condition))?;
         Ok(meta)
+    }
+
+    /// The encryption a new object at `bucket`/`key` is written with: the request's, or
+    /// the bucket's default. The bucket must exist and the key be valid.
+    pub(super) fn new_object_encryption(
+        &self,
+        bucket: &str,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Encryption> {
+        let info = self.bucket(bucket)?;
+        check_key(key)?;
+        Ok(options
+            .encryption
+            .clone()
+            .unwrap_or_else(|| info.default_encryption.to_encryption()))
     }
 
     /// Copies an object (the plaintext, through the source's keys and the new object's)
@@ -237,18 +243,12 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
-        _data_id: &str,
         encryption: &Encryption,
         body: &mut dyn Read,
     ) -> Result<(SseState, u32, Option<AtomicFile>)> {
         let (sse, keys) = self.new_data_keys(bucket, key, encryption)?;
         let file = self.seal_data(bucket, key, &keys, &data_aad(bucket, key), body)?;
-        let segment_size = if keys.is_empty() {
-            0
-        } else {
-            crypto::DEFAULT_SEGMENT_SIZE
-        };
-        Ok((sse, segment_size, Some(file)))
+        Ok((sse, segment_size(&keys), Some(file)))
     }
 }
 
@@ -262,6 +262,16 @@ pub(super) enum Expect<'a> {
     ETag(&'a str),
     /// No object.
     Absent,
+}
+
+impl<'a> From<&'a WriteCondition> for Expect<'a> {
+    fn from(condition: &'a WriteCondition) -> Self {
+        match condition {
+            WriteCondition::Always => Expect::Nothing,
+            WriteCondition::IfMatch(etag) => Expect::ETag(etag),
+            WriteCondition::IfAbsent => Expect::Absent,
+        }
+    }
 }
 
 impl Expect<'_> {
