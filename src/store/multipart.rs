@@ -26,12 +26,14 @@ use std::path::PathBuf;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    HashingReader, ObjectMeta, PutOptions, Result, Store, StoreError, WriteCondition, check_key,
-    create_private_dir, hex, io_err, part_aad, unhex,
-};
-use crate::crypto::{self, CustomerKey};
+use super::body::{HashingReader, piped};
+use super::error::{Result, StoreError, io_err};
+use super::sealing::{part_aad, segment_size};
+use super::write::Expect;
+use super::{ObjectMeta, PutOptions, Store, WriteCondition, create_private_dir};
+use crate::crypto::CustomerKey;
 use crate::durable::{self, AtomicFile};
+use crate::encoding::{hex, unhex};
 
 /// S3's limits: part numbers 1 to 10,000; every part but the last at least 5 MiB.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -77,12 +79,7 @@ impl Store {
     /// Starts a multipart upload; returns it. Its encryption (the request's, or the
     /// bucket's default) is fixed now: the data key is made and sealed here.
     pub fn create_upload(&self, bucket: &str, key: &str, options: PutOptions) -> Result<Upload> {
-        let info = self.bucket(bucket)?;
-        check_key(key)?;
-        let encryption = options
-            .encryption
-            .clone()
-            .unwrap_or_else(|| info.default_encryption.to_encryption());
+        let encryption = self.new_object_encryption(bucket, key, &options)?;
         let (sse, keys) = self.new_data_keys(bucket, key, &encryption)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = crate::time::now_ms();
@@ -97,11 +94,7 @@ impl Store {
             created: now,
             modified: now,
             data_id: id.clone(),
-            segment_size: if keys.is_empty() {
-                0
-            } else {
-                crypto::DEFAULT_SEGMENT_SIZE
-            },
+            segment_size: segment_size(&keys),
             sse,
             headers: options.headers,
             md5: None,
@@ -261,7 +254,7 @@ impl Store {
     ) -> Result<Part> {
         // The upload's key is checked before any byte is read.
         self.data_keys(&self.upload(bucket, id)?.object, sse_c)?;
-        self.piped(
+        piped(
             |out| self.get_object(source.0, source.1, get, &mut |_, _| {}, out),
             |body| self.upload_part(bucket, id, number, sse_c, body),
         )
@@ -365,12 +358,7 @@ impl Store {
                 .collect(),
             ..upload.object
         };
-        let expect = match &condition {
-            WriteCondition::Always => super::Expect::Nothing,
-            WriteCondition::IfMatch(etag) => super::Expect::ETag(etag),
-            WriteCondition::IfAbsent => super::Expect::Absent,
-        };
-        self.commit(&meta, None, expect)?;
+        self.commit(&meta, None, Expect::from(&condition))?;
         self.remove_upload(bucket, &dir, &have, Some(&meta));
         drop(lock);
         Ok(meta)

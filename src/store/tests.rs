@@ -1,9 +1,13 @@
 //! The local store on real files in a temporary folder.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+
+use md5::Md5;
 
 use super::*;
-use crate::crypto::MasterKey;
+use crate::crypto::{self, CustomerKey, MasterKey};
+use crate::sse::SseMode;
 
 pub(super) const SEG: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
 

@@ -1,8 +1,11 @@
 //! What `reseal serve` needs of the store: multipart uploads, conditional reads and
 //! writes, byte ranges as HTTP gives them, copies, content MD5s.
 
+use md5::Md5;
+
 use super::tests::*;
 use super::*;
+use crate::sse::SseMode;
 
 const MIB: usize = 1024 * 1024;
 

@@ -1,0 +1,163 @@
+//! Buckets: their folders, their settings file (`bucket.json`: creation time and default
+//! encryption) and the lock a write holds while it checks and commits. A bucket name is
+//! checked before it becomes a path. Must not touch objects' metadata or data beyond
+//! asking whether a bucket is empty, nor keys.
+
+use std::fs::{self, File};
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, StoreError, io_err};
+use super::{Encryption, Store, create_private_dir};
+use crate::durable;
+
+/// A bucket's default encryption, applied when a write names none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode")]
+pub enum DefaultEncryption {
+    #[serde(rename = "SSE-S3")]
+    SseS3,
+    #[serde(rename = "SSE-KMS")]
+    SseKms {
+        key_id: Option<String>,
+        #[serde(default)]
+        bucket_key: bool,
+    },
+    #[serde(rename = "DSSE-KMS")]
+    DsseKms { key_id: String },
+}
+
+impl DefaultEncryption {
+    pub fn to_encryption(&self) -> Encryption {
+        match self {
+            DefaultEncryption::SseS3 => Encryption::SseS3,
+            DefaultEncryption::SseKms { key_id, bucket_key } => Encryption::SseKms {
+                key_id: key_id.clone(),
+                bucket_key: *bucket_key,
+            },
+            DefaultEncryption::DsseKms { key_id } => Encryption::DsseKms {
+                key_id: key_id.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created: i64,
+    pub default_encryption: DefaultEncryption,
+}
+
+impl Store {
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        default: Option<DefaultEncryption>,
+    ) -> Result<BucketInfo> {
+        check_bucket_name(name)?;
+        let dir = self.bucket_dir(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::BucketExists(name.to_owned()));
+            }
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
+        for sub in ["objects", "data"] {
+            create_private_dir(&dir.join(sub))?;
+        }
+        let info = BucketInfo {
+            name: name.to_owned(),
+            created: crate::time::now_ms(),
+            default_encryption: default.unwrap_or(DefaultEncryption::SseS3),
+        };
+        self.write_bucket_info(&info)?;
+        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))?;
+        Ok(info)
+    }
+
+    fn write_bucket_info(&self, info: &BucketInfo) -> Result<()> {
+        let path = self.bucket_dir(&info.name).join("bucket.json");
+        let text = serde_json::to_vec_pretty(info).expect("bucket info serialises");
+        durable::write_file(&self.tmp, &path, &text).map_err(io_err(&path))
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<BucketInfo> {
+        check_bucket_name(name).map_err(|_| StoreError::NoSuchBucket(name.to_owned()))?;
+        let path = self.bucket_dir(name).join("bucket.json");
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchBucket(name.to_owned()));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            object: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn set_default_encryption(
+        &self,
+        name: &str,
+        default: DefaultEncryption,
+    ) -> Result<BucketInfo> {
+        let mut info = self.bucket(name)?;
+        info.default_encryption = default;
+        let _lock = self.lock_bucket(name)?;
+        self.write_bucket_info(&info)?;
+        Ok(info)
+    }
+
+    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let dir = self.root.join("buckets");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names.iter().map(|n| self.bucket(n)).collect()
+    }
+
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.bucket(name)?;
+        if !self.list(name, "")?.is_empty() {
+            return Err(StoreError::BucketNotEmpty(name.to_owned()));
+        }
+        let dir = self.bucket_dir(name);
+        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))
+    }
+
+    /// Held while a write checks its precondition and commits, so that two writers (two
+    /// processes too) cannot both pass a check and then overwrite each other.
+    pub(super) fn lock_bucket(&self, bucket: &str) -> Result<File> {
+        let path = self.bucket_dir(bucket).join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.lock().map_err(io_err(&path))?;
+        Ok(file)
+    }
+}
+
+pub(super) fn check_bucket_name(name: &str) -> Result<()> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidBucketName(name.to_owned()))
+    }
+}

@@ -1,0 +1,129 @@
+//! The store's one public error type, with the classification callers act on (whose fault
+//! a failure is), and the helpers every file of the store uses to build it. Messages say
+//! what to do where the user can do something. Must not touch files, keys or requests:
+//! it describes failures, it does not detect them.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::keys::KeyError;
+use crate::crypto;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{} is not a reseal store (run `reseal store init {}`)", .0.display(), .0.display())]
+    NotAStore(PathBuf),
+    #[error("{} already holds a reseal store", .0.display())]
+    AlreadyAStore(PathBuf),
+    #[error("no bucket {0:?} (create it with `reseal store mb`)")]
+    NoSuchBucket(String),
+    #[error("bucket {0:?} already exists")]
+    BucketExists(String),
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    #[error(
+        "{0:?} is not a valid bucket name (3 to 63 of a-z, 0-9, '.', '-'; starting and ending with a letter or digit)"
+    )]
+    InvalidBucketName(String),
+    #[error("invalid object key: {0}")]
+    InvalidKey(String),
+    #[error("no object {bucket}/{key}")]
+    NoSuchKey { bucket: String, key: String },
+    #[error(
+        "{bucket}/{key}: precondition failed: expected ETag {expected}, the object has {actual}"
+    )]
+    PreconditionFailed {
+        bucket: String,
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{bucket}/{key}: access denied: the SSE-C key given is not the object's key")]
+    AccessDenied { bucket: String, key: String },
+    #[error(
+        "{bucket}/{key} is encrypted with SSE-C: give its customer key (--sse-c @FILE or env:VAR)"
+    )]
+    SseCKeyRequired { bucket: String, key: String },
+    #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
+    SseCKeyNotExpected { bucket: String, key: String },
+    #[error("{bucket}/{key}: not modified")]
+    NotModified { bucket: String, key: String },
+    #[error("{bucket}/{key}: the body's MD5 is {actual}, not the {expected} the request gave")]
+    BadDigest {
+        bucket: String,
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("no multipart upload {0:?} (it was completed or aborted, or never existed)")]
+    NoSuchUpload(String),
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("the parts must be listed in ascending order of part number")]
+    InvalidPartOrder,
+    #[error("part {number} is {size} bytes; every part but the last must be at least 5 MiB")]
+    EntityTooSmall { number: u32, size: u64 },
+    #[error("{bucket}/{key}: range {start}-{end} is outside the object's {size} bytes")]
+    InvalidRange {
+        bucket: String,
+        key: String,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
+    #[error("{bucket}/{key}: {source}")]
+    Crypto {
+        bucket: String,
+        key: String,
+        source: crypto::Error,
+    },
+    #[error("{object}: {message}")]
+    Corrupt { object: String, message: String },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("master key: {0}")]
+    MasterKey(crypto::Error),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl StoreError {
+    /// Whether the request is at fault (a missing object, a wrong key, …), not the store.
+    /// Every variant is named, so that a new one is classified on purpose.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            StoreError::NotAStore(_)
+            | StoreError::AlreadyAStore(_)
+            | StoreError::NoSuchBucket(_)
+            | StoreError::BucketExists(_)
+            | StoreError::BucketNotEmpty(_)
+            | StoreError::InvalidBucketName(_)
+            | StoreError::InvalidKey(_)
+            | StoreError::NoSuchKey { .. }
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::AccessDenied { .. }
+            | StoreError::SseCKeyRequired { .. }
+            | StoreError::SseCKeyNotExpected { .. }
+            | StoreError::NotModified { .. }
+            | StoreError::BadDigest { .. }
+            | StoreError::NoSuchUpload(_)
+            | StoreError::InvalidPart(_)
+            | StoreError::InvalidPartOrder
+            | StoreError::EntityTooSmall { .. }
+            | StoreError::InvalidRange { .. }
+            | StoreError::MasterKey(_) => true,
+            StoreError::Keys(e) => e.is_user_error(),
+            // The store's own data or files failed it: a request cannot cause these.
+            StoreError::Crypto { .. } | StoreError::Corrupt { .. } | StoreError::Io { .. } => false,
+        }
+    }
+}
+
+pub(super) type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

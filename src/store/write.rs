@@ -1,0 +1,314 @@
+//! The write path: an object written from a body or copied from another, the commit that
+//! makes a new metadata file the object's current state if the caller's condition still
+//! holds, deletes and tag changes. Every write ends in `commit`, the one place that takes
+//! the bucket lock and removes data files an object no longer uses. Must not read an
+//! object's plaintext itself (copies read through the read path).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::body::{HashingReader, piped, seal_body};
+use super::error::{Result, StoreError, io_err};
+use super::request::{
+    CopyRequest, Encryption, GetRequest, PutOptions, WriteCondition, etag_matches,
+};
+use super::sealing::{data_aad, segment_size};
+use super::{ObjectMeta, SseState, Store, check_key, create_private_dir};
+use crate::crypto::{DataKey, Engine};
+use crate::durable::{self, AtomicFile};
+
+impl Store {
+    /// Writes an object from `body`, encrypted as `options` says (or as the bucket's
+    /// default). Nothing is visible until the whole object is durable.
+    pub fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl Read,
+        options: PutOptions,
+    ) -> Result<ObjectMeta> {
+        let encryption = self.new_object_encryption(bucket, key, &options)?;
+        let data_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut hashing = HashingReader::new(body);
+        let (sse, segment_size, data_file) =
+            self.write_data(bucket, key, &encryption, &mut hashing)?;
+        let (size, etag) = hashing.finish();
+        if let Some(expected) = &options.content_md5
+            && !expected.eq_ignore_ascii_case(&etag)
+        {
+            return Err(StoreError::BadDigest {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                expected: expected.clone(),
+                actual: etag,
+            });
+        }
+        let now = crate::time::now_ms();
+        let meta = ObjectMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size,
+            etag,
+            content_type: options.content_type,
+            metadata: options.metadata,
+            tags: options.tags,
+            created: now,
+            modified: now,
+            data_id,
+            segment_size,
+            sse,
+            headers: options.headers,
+            md5: None,
+            parts: Vec::new(),
+        };
+        self.commit(&meta, data_file, Expect::from(&options.condition))?;
+        Ok(meta)
+    }
+
+    /// The encryption a new object at `bucket`/`key` is written with: the request's, or
+    /// the bucket's default. The bucket must exist and the key be valid.
+    pub(super) fn new_object_encryption(
+        &self,
+        bucket: &str,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Encryption> {
+        let info = self.bucket(bucket)?;
+        check_key(key)?;
+        Ok(options
+            .encryption
+            .clone()
+            .unwrap_or_else(|| info.default_encryption.to_encryption()))
+    }
+
+    /// Copies an object (the plaintext, through the source's keys and the new object's)
+    /// to `bucket`/`key`, which may be the source itself. The source is read as it is when
+    /// the copy starts and must meet `request.source_conditions`.
+    pub fn copy(
+        &self,
+        source: (&str, &str),
+        bucket: &str,
+        key: &str,
+        request: CopyRequest<'_>,
+    ) -> Result<ObjectMeta> {
+        let get = GetRequest {
+            range: None,
+            sse_c: request.source_key,
+            conditions: request.source_conditions,
+        };
+        self.bucket(bucket)?;
+        check_key(key)?;
+        piped(
+            |out| self.get_object(source.0, source.1, &get, &mut |_, _| {}, out),
+            |body| self.put(bucket, key, body, request.options),
+        )
+    }
+
+    /// Writes `meta` (and its data file, when there is a new one) as the object's current
+    /// state, if `expect` holds at that moment.
+    pub(super) fn commit(
+        &self,
+        meta: &ObjectMeta,
+        data: Option<AtomicFile>,
+        expect: Expect<'_>,
+    ) -> Result<()> {
+        let meta_path = self.meta_path(&meta.bucket, &meta.key);
+        let shard = meta_path.parent().expect("a metadata path has a folder");
+        create_private_dir(shard)?;
+        let new_data = data.is_some();
+        if let Some(data) = data {
+            let data_path = self.data_path(&meta.bucket, &meta.data_id);
+            create_private_dir(data_path.parent().expect("a data path has a folder"))?;
+            data.commit(&data_path).map_err(io_err(&data_path))?;
+        }
+        let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
+        file.write_all(&self.mac.encode(meta))
+            .map_err(io_err(&self.tmp))?;
+        // The lock covers only the check and the rename: the new metadata is made durable
+        // before it is taken, and the rename after it is released (below), so that the
+        // fsyncs of concurrent writers overlap instead of queueing behind the lock.
+        file.sync().map_err(io_err(&self.tmp))?;
+        let lock = self.lock_bucket(&meta.bucket)?;
+        let previous = self.read_meta(&meta.bucket, &meta.key)?;
+        if let Err(e) = expect.check(meta, previous.as_ref()) {
+            drop(lock);
+            if new_data {
+                let _ = fs::remove_file(self.data_path(&meta.bucket, &meta.data_id));
+            }
+            return Err(e);
+        }
+        file.rename(&meta_path, || Ok(()))
+            .map_err(io_err(&meta_path))?;
+        drop(lock);
+        // The write is done, and the previous data files may go, only once the rename is
+        // durable.
+        durable::sync_dir(shard).map_err(io_err(shard))?;
+        if let Some(previous) = previous {
+            let kept = meta.data_ids();
+            for id in previous.data_ids() {
+                if !kept.contains(&id) {
+                    let _ = fs::remove_file(self.data_path(&previous.bucket, id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        let meta = self.head(bucket, key)?;
+        let path = self.meta_path(bucket, key);
+        let current = {
+            let _lock = self.lock_bucket(bucket)?;
+            // What is deleted is what is there now, which may be newer than `meta`.
+            let current = self.read_meta(bucket, key)?.unwrap_or(meta);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            durable::sync_dir(path.parent().expect("a metadata path has a folder"))
+                .map_err(io_err(&path))?;
+            current
+        };
+        for id in current.data_ids() {
+            let _ = fs::remove_file(self.data_path(bucket, id));
+        }
+        Ok(())
+    }
+
+    /// Sets an object's tags (no key is needed, as in S3; the data is not touched).
+    pub fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        let current = self.head(bucket, key)?;
+        let mut meta = current.clone();
+        meta.tags = tags;
+        meta.modified = crate::time::now_ms();
+        self.commit(&meta, None, Expect::Same(&current))?;
+        Ok(meta)
+    }
+
+    /// Seals `body` (plaintext) with `keys` (in sealing order; none: plaintext) into a new,
+    /// uncommitted file.
+    pub(super) fn seal_data(
+        &self,
+        bucket: &str,
+        key: &str,
+        keys: &[DataKey],
+        aad: &[u8],
+        body: &mut dyn Read,
+    ) -> Result<AtomicFile> {
+        let crypto_err = |source| StoreError::Crypto {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source,
+        };
+        let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
+        match keys {
+            [] => {
+                let mut out = BufWriter::with_capacity(1 << 20, file.file());
+                io::copy(body, &mut out).map_err(io_err(Path::new("input")))?;
+                out.flush().map_err(io_err(&self.tmp))?;
+            }
+            [dek] => seal_body(&Engine::new(dek), body, file.file(), aad).map_err(crypto_err)?,
+            [inner, outer] => {
+                // The inner layer goes to a temporary file, the outer layer seals that.
+                let mut layer = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
+                seal_body(&Engine::new(inner), body, layer.file(), aad).map_err(crypto_err)?;
+                layer
+                    .file()
+                    .seek(SeekFrom::Start(0))
+                    .map_err(io_err(&self.tmp))?;
+                seal_body(
+                    &Engine::new(outer),
+                    &mut BufReader::with_capacity(1 << 20, layer.file()),
+                    file.file(),
+                    aad,
+                )
+                .map_err(crypto_err)?;
+            }
+            _ => unreachable!("an object has at most two layers"),
+        }
+        Ok(file)
+    }
+
+    /// Writes a new data file from `body` (plaintext), encrypted as asked; returns the
+    /// object's encryption state, segment size and the uncommitted file.
+    pub(super) fn write_data(
+        &self,
+        bucket: &str,
+        key: &str,
+        encryption: &Encryption,
+        body: &mut dyn Read,
+    ) -> Result<(SseState, u32, Option<AtomicFile>)> {
+        let (sse, keys) = self.new_data_keys(bucket, key, encryption)?;
+        let file = self.seal_data(bucket, key, &keys, &data_aad(bucket, key), body)?;
+        Ok((sse, segment_size(&keys), Some(file)))
+    }
+}
+
+/// What a commit must find in place of the object.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Expect<'a> {
+    Nothing,
+    /// The object as it was read (same data, same time, same encryption).
+    Same(&'a ObjectMeta),
+    /// An object with this ETag.
+    ETag(&'a str),
+    /// No object.
+    Absent,
+}
+
+impl<'a> From<&'a WriteCondition> for Expect<'a> {
+    fn from(condition: &'a WriteCondition) -> Self {
+        match condition {
+            WriteCondition::Always => Expect::Nothing,
+            WriteCondition::IfMatch(etag) => Expect::ETag(etag),
+            WriteCondition::IfAbsent => Expect::Absent,
+        }
+    }
+}
+
+impl Expect<'_> {
+    fn check(self, meta: &ObjectMeta, previous: Option<&ObjectMeta>) -> Result<()> {
+        let failed = |expected: &str| StoreError::PreconditionFailed {
+            bucket: meta.bucket.clone(),
+            key: meta.key.clone(),
+            expected: expected.to_owned(),
+            actual: previous.map_or_else(|| "none (deleted)".into(), |p| p.etag.clone()),
+        };
+        match self {
+            Expect::Nothing => Ok(()),
+            Expect::Same(expected) => {
+                let same = previous.is_some_and(|p| {
+                    p.data_id == expected.data_id
+                        && p.modified == expected.modified
+                        && p.sse == expected.sse
+                });
+                if same {
+                    Ok(())
+                } else {
+                    Err(failed(&expected.etag))
+                }
+            }
+            Expect::ETag(_) if previous.is_none() => Err(StoreError::NoSuchKey {
+                bucket: meta.bucket.clone(),
+                key: meta.key.clone(),
+            }),
+            Expect::ETag(tag) => {
+                if previous.is_some_and(|p| etag_matches(tag, &p.etag)) {
+                    Ok(())
+                } else {
+                    Err(failed(tag))
+                }
+            }
+            Expect::Absent if previous.is_some() => Err(failed("no object")),
+            Expect::Absent => Ok(()),
+        }
+    }
+}
