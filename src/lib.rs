@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod errors;
 pub mod job;
 pub mod manifest;
+pub mod metrics;
 pub mod runner;
 pub mod serve;
 pub mod sse;

@@ -174,6 +174,11 @@ pub struct RunOptionArgs {
     /// again; past that its task fails as "changing under us".
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub max_changes: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (tasks by
+    /// outcome, bytes, S3 requests by operation and status, throttling, concurrency,
+    /// leases held).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long a task stays leased to this run without a renewal (renewed every third of
     /// it): a run that dies or is cut off gives its tasks back after this.
     #[arg(long, value_name = "DURATION", default_value = "2m")]

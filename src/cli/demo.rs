@@ -146,6 +146,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         max_attempts: 8,
         max_changes: 10,
         lease: "2m".into(),
+        metrics_addr: None,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,
         method: super::args::MethodArg::Auto,

@@ -72,6 +72,9 @@ pub async fn run_jobs(
     options: &RunOptionArgs,
 ) -> CliResult {
     options.lease()?;
+    if let Some(addr) = options.metrics_addr {
+        serve_metrics(addr).await?;
+    }
     let jobs = match id {
         Some(id) => vec![store.job(id).await?],
         None => {
@@ -110,6 +113,15 @@ pub async fn run_jobs(
             message: String::new(),
         })
     }
+}
+
+/// Starts the metrics endpoint and says where it is.
+pub async fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
+    let bound = crate::metrics::serve(addr)
+        .await
+        .map_err(|e| CliError::failed(format!("--metrics-addr {addr}: {e}")))?;
+    eprintln!("metrics at http://{bound}/metrics");
+    Ok(())
 }
 
 /// First SIGINT or SIGTERM: stop leasing and drain. A second SIGINT: stop now, giving the

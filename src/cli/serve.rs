@@ -29,10 +29,16 @@ pub struct ServeArgs {
     /// The region clients sign for, and that KMS key ARNs name.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (requests by method and status).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> CliResult {
     let credentials = Credentials::load(args.credentials.as_deref()).map_err(CliError::input)?;
+    if let Some(addr) = args.metrics_addr {
+        super::run::serve_metrics(addr).await?;
+    }
     let store = super::store::open(&args.store)?;
     let config = ServeConfig {
         store,

@@ -10,4 +10,6 @@ pub use model::{
     IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TargetSpec, Task,
     TaskCounts, TaskRecord, TaskResult, TaskState, Worker,
 };
-pub use store::{JobStore, JobStoreError, NewJob, SqliteJobStore, open as open_store};
+pub use store::{
+    JobStore, JobStoreError, NewJob, PostgresJobStore, SqliteJobStore, open as open_store,
+};

@@ -251,6 +251,9 @@ pub async fn run_job(
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
 
+        let metrics = crate::metrics::metrics();
+        metrics.leases.set((queue.len() + workers.len()) as i64);
+        metrics.in_flight.set(workers.len() as i64);
         if pending.results.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(250) {
             pending.flush(store, job, &owner, progress).await?;
             last_flush = Instant::now();
@@ -291,6 +294,8 @@ pub async fn run_job(
         }
     }
     store.release_leases(job, &owner).await?;
+    crate::metrics::metrics().leases.set(0);
+    crate::metrics::metrics().in_flight.set(0);
     store
         .heartbeat(job, &owner, pending.recorded, pending.bytes)
         .await?;
@@ -349,6 +354,12 @@ struct Pending {
 impl Pending {
     fn push(&mut self, result: TaskResult, bytes: u64, progress: &dyn Progress) {
         progress.task_done(&result, bytes);
+        let metrics = crate::metrics::metrics();
+        metrics
+            .tasks
+            .with_label_values(&[result.state.as_str()])
+            .inc();
+        metrics.task_bytes.inc_by(bytes);
         self.bytes_waiting += bytes;
         self.results.push(result);
     }

@@ -53,14 +53,19 @@ impl RequestLog {
         path: &str,
         answer: &Result<HttpResponse, HttpError>,
     ) {
+        let served = &crate::metrics::metrics().served;
         let response = match answer {
             Ok(response) => response,
             Err(e) => {
+                served.with_label_values(&[method.as_str(), "error"]).inc();
                 tracing::error!(%peer, %method, path, error = ?e, "no answer could be made");
                 return;
             }
         };
         let status = response.status();
+        served
+            .with_label_values(&[method.as_str(), status.as_str()])
+            .inc();
         if status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED {
             let code = error_code(response);
             let code = code.as_deref();

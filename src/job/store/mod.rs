@@ -13,6 +13,7 @@
 //!
 //! Knows nothing of manifests' formats, targets or the terminal.
 
+mod postgres;
 mod rows;
 mod sqlite;
 
@@ -24,6 +25,7 @@ use super::model::{
 };
 use crate::manifest::{Entry, ManifestSummary};
 
+pub use postgres::PostgresJobStore;
 pub use sqlite::SqliteJobStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,18 +71,35 @@ pub struct NewJob {
     pub manifest_location: String,
 }
 
-/// Opens (creating when missing) the job store at `location`: a SQLite file path or a
-/// `sqlite:` URL.
+/// Opens the job store at `location`: a `postgres://` (or `postgresql://`) URL, shared by
+/// every worker of a fleet; otherwise a SQLite file path or `sqlite:` URL (created when
+/// missing). Its schema is brought up to date; one newer than this binary is refused.
 pub async fn open(location: &str) -> Result<std::sync::Arc<dyn JobStore>, JobStoreError> {
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(JobStoreError::Open {
-            location: location.to_owned(),
-            message:
-                "PostgreSQL job stores are not supported by this version; give a SQLite file path"
-                    .into(),
-        });
+        return Ok(std::sync::Arc::new(PostgresJobStore::open(location).await?));
     }
     Ok(std::sync::Arc::new(SqliteJobStore::open(location).await?))
+}
+
+/// A migration that failed, said for people: a schema newer than this binary is not
+/// altered.
+fn migrate_error(location: &str, e: sqlx::migrate::MigrateError) -> JobStoreError {
+    use sqlx::migrate::MigrateError;
+    let message = match e {
+        MigrateError::VersionMissing(version) => format!(
+            "its schema has migration {version}, which this reseal does not know: it was made \
+             by a newer reseal; run that version (the job store was left as it is)"
+        ),
+        MigrateError::VersionMismatch(version) => format!(
+            "its migration {version} differs from this reseal's: it was made by another \
+             build; the job store was left as it is"
+        ),
+        other => return JobStoreError::Migrate(other),
+    };
+    JobStoreError::Open {
+        location: location.to_owned(),
+        message,
+    }
 }
 
 /// The `LIKE` pattern of the jobs whose id starts with `given` (wildcards in it dropped).

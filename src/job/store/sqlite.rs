@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
 use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
-use super::{JobStore, JobStoreError, NewJob, pick_job, prefix_pattern};
+use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern};
 use crate::job::model::{
     IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
     Worker,
@@ -55,7 +55,10 @@ impl SqliteJobStore {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| migrate_error(location, e))?;
         Ok(SqliteJobStore { pool })
     }
 

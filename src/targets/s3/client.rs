@@ -90,12 +90,18 @@ impl S3Target {
         loop {
             attempt += 1;
             let permit = self.pacer.acquire().await;
+            let requests = &crate::metrics::metrics().requests;
             match send().await {
                 Ok(v) => {
                     permit.success();
+                    requests.with_label_values(&[what, "2xx"]).inc();
                     return Ok(v);
                 }
                 Err(e) => {
+                    let status = e.raw_response().map(|r| r.status().as_u16().to_string());
+                    requests
+                        .with_label_values(&[what, status.as_deref().unwrap_or("error")])
+                        .inc();
                     let mut err = classify(what, object, &e);
                     if err.kind == ErrorKind::Changed && attempt > 1 {
                         err.maybe_written = true;

@@ -111,10 +111,12 @@ impl Pacer {
     fn release(&self, outcome: Option<bool>) {
         let mut s = self.state.lock().expect("not poisoned");
         s.in_flight -= 1;
+        let metrics = crate::metrics::metrics();
         match outcome {
             Some(true) => s.limit = (s.limit + 1.0 / s.limit).min(self.max),
             Some(false) => {
                 s.throttled += 1;
+                metrics.throttled.inc();
                 let now = Instant::now();
                 if s.last_cut
                     .is_none_or(|t| now.duration_since(t) >= CUT_WINDOW)
@@ -125,6 +127,7 @@ impl Pacer {
             }
             None => {}
         }
+        metrics.concurrency.set(s.limit.floor() as i64);
         drop(s);
         self.freed.notify_waiters();
     }

@@ -1,0 +1,78 @@
+-- Jobs and their tasks, as in migrations/sqlite/ (same columns, every whole number 64-bit).
+-- Times are milliseconds since the Unix epoch, taken from the database's clock, so that
+-- leases mean the same on every host of a fleet.
+CREATE FUNCTION reseal_now_ms() RETURNS bigint
+    AS $$ SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint $$
+    LANGUAGE sql VOLATILE;
+
+CREATE TABLE jobs (
+    pk                  BIGSERIAL PRIMARY KEY,
+    id                  TEXT   NOT NULL UNIQUE,
+    status              TEXT   NOT NULL,
+    priority            BIGINT NOT NULL,
+    description         TEXT   NOT NULL DEFAULT '',
+    spec                TEXT   NOT NULL,
+    manifest_location   TEXT   NOT NULL,
+    manifest            TEXT,
+    rows_read           BIGINT NOT NULL DEFAULT 0,
+    rows_filtered       BIGINT NOT NULL DEFAULT 0,
+    delete_markers      BIGINT NOT NULL DEFAULT 0,
+    noncurrent_versions BIGINT NOT NULL DEFAULT 0,
+    total_tasks         BIGINT NOT NULL DEFAULT 0,
+    total_bytes         BIGINT NOT NULL DEFAULT 0,
+    failure_reasons     TEXT   NOT NULL DEFAULT '[]',
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    target              TEXT,
+    started_at          BIGINT,
+    finished_at         BIGINT,
+    -- Counts of the job's tasks by state, changed in the same transaction as the tasks.
+    tasks_pending       BIGINT NOT NULL DEFAULT 0,
+    tasks_leased        BIGINT NOT NULL DEFAULT 0,
+    tasks_succeeded     BIGINT NOT NULL DEFAULT 0,
+    tasks_failed        BIGINT NOT NULL DEFAULT 0,
+    tasks_skipped       BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE INDEX jobs_by_status ON jobs (status, priority);
+
+-- One row per object. A task row is updated twice (leased, then its result) and never
+-- again: a fillfactor below 100 leaves room for those versions on the same page, and
+-- autovacuum runs early, as busy queue tables need.
+CREATE TABLE tasks (
+    job_pk            BIGINT NOT NULL REFERENCES jobs (pk) ON DELETE CASCADE,
+    seq               BIGINT NOT NULL,
+    bucket            TEXT   NOT NULL,
+    key               TEXT   NOT NULL,
+    version_id        TEXT,
+    size              BIGINT,
+    etag              TEXT,
+    last_modified     BIGINT,
+    storage_class     TEXT,
+    encryption_status TEXT,
+    state             TEXT   NOT NULL DEFAULT 'pending',
+    attempts          BIGINT NOT NULL DEFAULT 0,
+    lease_owner       TEXT,
+    lease_token       BIGINT,
+    lease_expires     BIGINT,
+    http_status       BIGINT,
+    error_code        TEXT,
+    result_message    TEXT,
+    PRIMARY KEY (job_pk, seq)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
+        autovacuum_analyze_scale_factor = 0.02);
+
+-- Leasing scans only what can be leased: pending tasks in order, and leases by expiry.
+CREATE INDEX tasks_pending ON tasks (job_pk, seq) WHERE state = 'pending';
+CREATE INDEX tasks_leased ON tasks (job_pk, lease_expires) WHERE state = 'leased';
+
+-- The runs that worked on a job, as their heartbeats left them (job describe).
+CREATE TABLE workers (
+    job_pk     BIGINT NOT NULL REFERENCES jobs (pk) ON DELETE CASCADE,
+    owner      TEXT   NOT NULL,
+    started_at BIGINT NOT NULL,
+    last_seen  BIGINT NOT NULL,
+    tasks_done BIGINT NOT NULL DEFAULT 0,
+    bytes      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_pk, owner)
+);
