@@ -597,7 +597,10 @@ fn the_store_option_goes_before_or_after_the_subcommand() {
     s.ok(&["store", "--store", &dir, "mb", "before"]);
     s.ok(&["store", "mb", "--store", &dir, "after"]);
     let buckets = s.ok(&["store", "ls", "--store", &dir]);
-    assert!(buckets.contains("before") && buckets.contains("after"), "{buckets}");
+    assert!(
+        buckets.contains("before") && buckets.contains("after"),
+        "{buckets}"
+    );
     let before = s.ok(&["keys", "--store", &dir, "create", "--alias", "one"]);
     let after = s.ok(&["keys", "create", "--store", &dir, "--alias", "two"]);
     let keys = s.ok(&["keys", "list", "--store", &dir]);

@@ -3,6 +3,7 @@
 
 pub mod proxy;
 pub mod s3;
+pub mod s3_fixture;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
