@@ -1,6 +1,7 @@
 //! Helpers for integration tests: run the real `reseal` binary in a temporary folder.
 #![allow(dead_code)]
 
+pub mod local;
 pub mod proxy;
 pub mod s3;
 pub mod s3_fixture;
@@ -21,6 +22,44 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code; a mismatch shows what the command said.
+    #[track_caller]
+    pub fn exits(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts that the command said `text` on stderr.
+    #[track_caller]
+    pub fn says(&self, text: &str) -> &Run {
+        assert!(
+            self.stderr.contains(text),
+            "{text:?} not in:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The arguments of `job create --manifest MANIFEST --sse SSE`, then `extra`.
+pub fn job_create<'a>(manifest: &'a Path, sse: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "job",
+        "create",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--sse",
+        sse,
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 impl Env {
@@ -69,6 +108,11 @@ impl Env {
         run.stdout
     }
 
+    /// `job create`, which must succeed; returns the job's id.
+    pub fn create_job(&self, manifest: &Path, sse: &str, extra: &[&str]) -> String {
+        self.ok(&job_create(manifest, sse, extra)).trim().to_owned()
+    }
+
     pub fn describe(&self, id: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["job", "describe", id, "--output", "json"])).unwrap()
     }
@@ -110,6 +154,19 @@ impl Env {
         );
         self.write("inv/bkt/cfg/2026-01-01T00-00Z/manifest.json", &text)
     }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+/// Sends `sig` to a process this test started.
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped yet.
+    let rc = unsafe { kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
 }
 
 pub fn gz(text: &str) -> Vec<u8> {
