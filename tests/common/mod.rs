@@ -5,6 +5,7 @@ pub mod local;
 pub mod proxy;
 pub mod s3;
 pub mod s3_fixture;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

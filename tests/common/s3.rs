@@ -72,6 +72,21 @@ impl ResealStore {
     }
 }
 
+impl ResealStore {
+    /// The store, opened through the library (beside the server that has it open).
+    pub fn open(&self) -> reseal::store::Store {
+        let master = reseal::crypto::MasterKey::from_base64(&self.master_key).unwrap();
+        reseal::store::Store::open(&self.dir, master).unwrap()
+    }
+
+    /// An object's state as the store keeps it: size, ETag, encryption, data file.
+    pub fn head(&self, bucket: &str, key: &str) -> reseal::store::ObjectMeta {
+        self.open()
+            .head(bucket, key)
+            .unwrap_or_else(|e| panic!("{bucket}/{key}: {e}"))
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -387,7 +402,13 @@ pub fn aws_env() -> Vec<(&'static str, String)> {
 
 /// An SDK client for test setup and checks (path-style, static credentials).
 pub fn client_for(endpoint: &str) -> Client {
-    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    client_with_secret(endpoint, SECRET_KEY)
+}
+
+/// [`client_for`] signing with `secret` (another secret than the server's: every request
+/// is refused).
+pub fn client_with_secret(endpoint: &str, secret: &str) -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, secret, None, None, "test");
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(REGION))
