@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::Env;
-use common::local::{KEY_A, KEY_B, Rng, Sse, Want, World, key_md5_b64};
+use common::local::{KEY_A, KEY_B, Sse, Want, World, key_md5_b64};
 
 #[test]
 fn the_demo_runs_and_runs_again() {
@@ -56,8 +56,7 @@ fn the_demo_runs_and_runs_again() {
 #[test]
 fn a_run_against_another_store_or_with_a_changed_key_is_refused() {
     let w = World::new();
-    let mut rng = Rng::seeded("refusals");
-    let objs = w.put_objects(&mut rng, "r", 4, |_, _| 10_000, &[Sse::None]);
+    let objs = w.put_objects("r", 4, |_, _| 10_000, &[Sse::None]);
     let manifest = w.manifest_of("r.csv", &objs);
     let other = w.env.path("other-store");
     w.ok(&["store", "init", other.to_str().unwrap()]);

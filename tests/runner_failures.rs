@@ -6,13 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::local::{BUCKET, Counts, Obj, Rng, Sse, Want, World, body, read_report};
+use common::local::{BUCKET, Counts, Obj, Sse, Want, World, body, read_report};
 
 #[test]
 fn many_failures_fail_the_job_and_a_few_do_not() {
     let w = World::new();
-    let mut rng = Rng::seeded("threshold");
-    let real = w.put_objects(&mut rng, "real", 5, |_, _| 1000, &[Sse::None]);
+    let real = w.put_objects("real", 5, |_, _| 1000, &[Sse::None]);
     let missing: Vec<String> = (0..30).map(|i| format!("missing/{i}")).collect();
     let keys: Vec<&str> = missing
         .iter()
@@ -42,7 +41,7 @@ fn many_failures_fail_the_job_and_a_few_do_not() {
     assert_eq!(w.counts(&id), c);
 
     // 3 failures in 23 tasks: under 50%, the job completes with exit code 1.
-    let few = w.put_objects(&mut rng, "few", 20, |_, _| 1000, &[Sse::None]);
+    let few = w.put_objects("few", 20, |_, _| 1000, &[Sse::None]);
     let keys: Vec<&str> = ["gone/1", "gone/2", "gone/3"]
         .into_iter()
         .chain(few.iter().map(|o| o.key.as_str()))
@@ -64,7 +63,6 @@ fn many_failures_fail_the_job_and_a_few_do_not() {
 #[test]
 fn the_report_checks_out_and_its_failed_tasks_run_again_as_a_manifest() {
     let w = World::new();
-    let mut rng = Rng::seeded("report");
     let names = [
         "docs/a b.txt",
         "docs/ü+ñ.txt",
@@ -84,7 +82,7 @@ fn the_report_checks_out_and_its_failed_tasks_run_again_as_a_manifest() {
             } else {
                 Sse::None
             };
-            Obj::new(i, k.to_string(), body(rng.next(), 5000 + i), sse)
+            Obj::new(i, k.to_string(), body(w.rng().next(), 5000 + i), sse)
         })
         .collect();
     w.put_all(&real);
@@ -168,7 +166,7 @@ fn the_report_checks_out_and_its_failed_tasks_run_again_as_a_manifest() {
     let now_there: Vec<Obj> = missing
         .iter()
         .enumerate()
-        .map(|(i, k)| Obj::new(i, k.to_string(), body(rng.next(), 3000 + i), Sse::None))
+        .map(|(i, k)| Obj::new(i, k.to_string(), body(w.rng().next(), 3000 + i), Sse::None))
         .collect();
     for o in &now_there {
         w.put_cli(o, "none");

@@ -6,16 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::local::{Counts, Rng, Sse, Want, World, job_id_from, objects_this_run};
+use common::local::{Counts, Sse, Want, World, job_id_from, objects_this_run};
 
 /// Running a Complete job again was refused as bad input (exit 2); it now changes nothing
 /// and exits 0, as a nightly `reseal job run ID` expects.
 #[test]
 fn a_finished_job_run_again_was_refused_as_bad_input() {
     let w = World::new();
-    let mut rng = Rng::seeded("rerun");
     let objs = w.put_objects(
-        &mut rng,
         "rerun",
         12,
         |i, _| 2000 + i * 30_000,
@@ -96,9 +94,7 @@ fn a_finished_job_run_again_was_refused_as_bad_input() {
 #[test]
 fn two_runs_of_one_job_at_once_share_the_tasks() {
     let w = World::new();
-    let mut rng = Rng::seeded("two runners");
     let objs = w.put_objects(
-        &mut rng,
         "two",
         128,
         |_, rng| (16 << 10) + rng.below(128 << 10) as usize,
@@ -131,9 +127,7 @@ fn two_runs_of_one_job_at_once_share_the_tasks() {
 #[test]
 fn a_dry_run_changes_nothing_and_says_what_would_change() {
     let w = World::new();
-    let mut rng = Rng::seeded("dry run");
     let objs = w.put_objects(
-        &mut rng,
         "dry",
         9,
         |_, _| 40_000,

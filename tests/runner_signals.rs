@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::local::{
-    BUCKET, KEY_A, Rng, Sse, Want, World, assert_stopped_cleanly, finish_and_verify, read_report,
+    BUCKET, KEY_A, Sse, Want, World, assert_stopped_cleanly, finish_and_verify, read_report,
     start_slow_job,
 };
 use common::{SIGINT, SIGTERM, send_signal};
@@ -16,10 +16,8 @@ use common::{SIGINT, SIGTERM, send_signal};
 #[test]
 fn runs_killed_at_random_points_lose_no_task_and_damage_no_object() {
     let w = World::new();
-    let mut rng = Rng::seeded("crash");
     // Most objects small, one in 25 above 1 MiB, so that a run takes seconds.
     let objs = w.put_objects(
-        &mut rng,
         "crash",
         300,
         |i, rng| {
@@ -52,7 +50,7 @@ fn runs_killed_at_random_points_lose_no_task_and_damage_no_object() {
     let mut orphaned = 0;
     while kills < 5 || (mid_run_kills == 0 && kills < 15) {
         let mut run = w.spawn(&["job", "run", &id, "--concurrency", "4"]);
-        let delay = 50 + rng.below(551);
+        let delay = 50 + w.rng().below(551);
         std::thread::sleep(Duration::from_millis(delay));
         run.child.kill().unwrap();
         run.child.wait().unwrap();

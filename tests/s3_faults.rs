@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::types::ServerSideEncryption;
 use common::proxy::{Fault, Faults, Proxy};
 use common::s3::S3Server;
-use common::s3_fixture::{Fixture, overwrite, report_rows, row_of};
+use common::s3_fixture::{Fixture, overwrite, report_rows, row_of, run_listing};
 use common::{Env, Run};
 use reseal::encoding::decode_key;
 
@@ -34,20 +34,9 @@ fn run_through(
 ) -> (Run, PathBuf) {
     let report = env.path("report");
     let listing = format!("s3://{bucket}");
-    let mut args = vec![
-        "run",
-        "--from-listing",
-        &listing,
-        "--sse",
-        sse,
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    (
-        f.reseal_at(env, &proxy.endpoint, &f.run_args(&args)),
-        report,
-    )
+    let extra = [&["--report", report.to_str().unwrap()][..], extra].concat();
+    let args = f.run_args(&run_listing(&listing, sse, &extra));
+    (f.reseal_at(env, &proxy.endpoint, &args), report)
 }
 
 /// 300 objects through a proxy that fails about one request in seven (503 SlowDown, 500
@@ -230,7 +219,7 @@ fn listing_report_and_manifest_retried(f: &Fixture) {
     let run = f.reseal_at(
         &env,
         &proxy.endpoint,
-        &f.run_args(&["run", "--from-listing", "s3://oneoff", "--sse", "sse-s3"]),
+        &f.run_args(&run_listing("s3://oneoff", "sse-s3", &[])),
     );
     check("listing", &run, "GET ");
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();

@@ -11,10 +11,12 @@
 
 mod common;
 
+use std::path::Path;
+
 use aws_sdk_s3::types::ServerSideEncryption;
 use common::Env;
 use common::s3::S3Server;
-use common::s3_fixture::{Fixture, Mode, report_rows};
+use common::s3_fixture::{Fixture, Mode, report_rows, run_listing};
 
 const SOURCE_MODES: [Mode; 4] = [Mode::NotSse, Mode::SseS3, Mode::SseKms, Mode::DsseKms];
 
@@ -77,15 +79,11 @@ fn every_mode_from_every_mode(f: &Fixture) {
         let report = env.path("report");
         let run = f.reseal_ok(
             &env,
-            &[
-                "run",
-                "--from-listing",
+            &run_listing(
                 &format!("s3://{bucket}"),
-                "--sse",
                 spec,
-                "--report",
-                report.to_str().unwrap(),
-            ],
+                &["--report", report.to_str().unwrap()],
+            ),
         );
         for (key, body, _) in &objects {
             f.assert_kept(&bucket, key, body, want, *kms);
@@ -113,16 +111,7 @@ fn every_mode_from_every_mode(f: &Fixture) {
             }
         }
         // A second run finds everything compliant and changes nothing.
-        let again = f.reseal_ok(
-            &env,
-            &[
-                "run",
-                "--from-listing",
-                &format!("s3://{bucket}"),
-                "--sse",
-                spec,
-            ],
-        );
+        let again = f.reseal_ok(&env, &run_listing(&format!("s3://{bucket}"), spec, &[]));
         assert!(
             again
                 .stderr
@@ -157,19 +146,18 @@ fn multipart_keeps_everything(f: &Fixture) {
     let report = env.path("report");
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://multi",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--multipart-threshold",
-            "8MiB",
-            "--part-size",
-            "5MiB",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &[
+                "--multipart-threshold",
+                "8MiB",
+                "--part-size",
+                "5MiB",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
     );
     for (name, body) in &objects {
         f.assert_kept(
@@ -260,15 +248,11 @@ fn versioned_bucket(f: &Fixture) {
     let key = f.server.kms_key();
     let run = f.reseal_ok(
         &env2,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://vers",
-            "--all-versions",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--delete-noncurrent",
-        ],
+            &["--all-versions", "--delete-noncurrent"],
+        ),
     );
     let listed = env2.describe(env2.jobs()[0]["id"].as_str().unwrap());
     assert_eq!(listed["ingest"]["noncurrent_versions"], 4, "{listed}");
@@ -413,14 +397,8 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
             "sse-s3",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("MD5"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("s3://inventory/data/config/data/file1.csv.gz"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("MD5");
+    run.says("s3://inventory/data/config/data/file1.csv.gz");
     assert!(
         !run.stderr.contains("/tmp/"),
         "no temporary path in the error: {}",
@@ -466,16 +444,11 @@ fn preserve_acl(f: &Fixture) {
     let report = env.path("report");
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://acls",
-            "--sse",
             "sse-s3",
-            "--preserve-acl",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--preserve-acl", "--report", report.to_str().unwrap()],
+        ),
     );
     assert_eq!(grants(f), before, "the ACL is the same after the copy");
     let rows = report_rows(&report);
@@ -494,10 +467,7 @@ fn verify_lists_what_is_not_compliant(f: &Fixture) {
         f.put("verify", k, k.as_bytes(), Mode::NotSse, "");
     }
     let env = Env::new();
-    f.reseal_ok(
-        &env,
-        &["run", "--from-listing", "s3://verify", "--sse", "sse-s3"],
-    );
+    f.reseal_ok(&env, &run_listing("s3://verify", "sse-s3", &[]));
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     f.reseal_ok(&env, &["verify", &id]);
     // Someone writes b.txt again without encryption headers (where the server then
@@ -510,13 +480,9 @@ fn verify_lists_what_is_not_compliant(f: &Fixture) {
     f.put("verify", "b", b"b again", again, "");
     let run = f.reseal(&env, &["verify", &id]);
     if f.server.caps.sse {
-        assert_eq!(run.code, 1, "{}", run.stderr);
+        run.exits(1);
         assert!(run.stdout.trim().starts_with(shown), "{}", run.stdout);
-        assert!(
-            run.stderr.contains("3 objects checked, 2 compliant, 1 not"),
-            "{}",
-            run.stderr
-        );
+        run.says("3 objects checked, 2 compliant, 1 not");
     }
 }
 
@@ -534,52 +500,16 @@ fn moto_bad_options_are_refused() {
     let env = Env::new();
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://bad",
-            "--sse",
-            "sse-kms:k",
-            "--method",
-            "update",
-        ],
+        &run_listing("s3://bad", "sse-kms:k", &["--method", "update"]),
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("--method update needs Amazon S3"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("--method update needs Amazon S3");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://bad",
-            "--sse",
-            "sse-s3",
-            "--multipart-threshold",
-            "6GiB",
-        ],
+        &run_listing("s3://bad", "sse-s3", &["--multipart-threshold", "6GiB"]),
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("at most 5GiB"), "{}", run.stderr);
-    let run = f.reseal(
-        &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://no-such-bucket",
-            "--sse",
-            "sse-s3",
-        ],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("s3://no-such-bucket/: NoSuchBucket"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("at most 5GiB");
+    let run = f.reseal(&env, &run_listing("s3://no-such-bucket", "sse-s3", &[]));
+    run.exits(2).says("s3://no-such-bucket/: NoSuchBucket");
     let run = f.reseal(
         &env,
         &[
@@ -590,12 +520,7 @@ fn moto_bad_options_are_refused() {
             "sse-s3",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("s3://bad/missing.csv: NoSuchKey"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("s3://bad/missing.csv: NoSuchKey");
     assert_eq!(f.get("bad", "a"), b"a");
     assert!(f.head("bad", "a").server_side_encryption().is_none());
     // Refused options left no job behind; a missing manifest left a Failed job, none Ready.
@@ -628,6 +553,15 @@ fn serve_verify_lists_what_is_not_compliant() {
     verify_lists_what_is_not_compliant(&Fixture::new(S3Server::reseal_serve()));
 }
 
+/// `--sse sse-c:@NEW --source-sse-c @OLD`, a key rotation with key files: the values of
+/// both options.
+fn sse_c_files(new: &Path, old: &Path) -> (String, String) {
+    (
+        format!("sse-c:@{}", new.display()),
+        format!("@{}", old.display()),
+    )
+}
+
 /// SSE-C key rotation in place (`--sse sse-c:@new --source-sse-c @old`), objects already
 /// on the new key skipped, plaintext and SSE-S3 objects brought to SSE-C, and a wrong
 /// source key failing its tasks clearly with nothing changed.
@@ -653,22 +587,22 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     // A wrong source key: the old-key objects fail with AccessDenied, nothing changes.
     // Logged at trace, where the SDK would show request headers: no key appears.
     let report = env.path("report-wrong");
+    let (sse, source) = sse_c_files(&new_file, &wrong_file);
     let run = f.reseal_with(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://ssec",
-            "--sse",
-            &format!("sse-c:@{}", new_file.display()),
-            "--source-sse-c",
-            &format!("@{}", wrong_file.display()),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &sse,
+            &[
+                "--source-sse-c",
+                &source,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
         &[("RESEAL_LOG", "trace")],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     assert!(run.stderr.contains("TRACE"), "logged at trace");
     {
         use base64::Engine as _;
@@ -694,19 +628,19 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     // The right keys: every object ends on the new key.
     let env = Env::new();
     let report = env.path("report");
+    let (sse, source) = sse_c_files(&new_file, &old_file);
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://ssec",
-            "--sse",
-            &format!("sse-c:@{}", new_file.display()),
-            "--source-sse-c",
-            &format!("@{}", old_file.display()),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &sse,
+            &[
+                "--source-sse-c",
+                &source,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
     );
     for (key, body) in &objects {
         assert_eq!(f.get_ssec("ssec", key, &new).as_ref(), Ok(body), "{key}");
@@ -744,7 +678,7 @@ fn an_unreachable_endpoint_fails_with_one_readable_line() {
     let vars = common::s3::aws_env();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for args in [
-        &["run", "--from-listing", "s3://bucket1/", "--sse", "sse-s3"][..],
+        &run_listing("s3://bucket1/", "sse-s3", &[])[..],
         &[
             "job",
             "create",
@@ -802,20 +736,13 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
                 "{what}: the client's {client_filter} log shows its requests"
             );
         };
+        let (sse, source) = sse_c_files(&new_file, &old_file);
         let run = f.reseal_with(
             &env,
-            &[
-                "run",
-                "--from-listing",
-                "s3://logs",
-                "--sse",
-                &format!("sse-c:@{}", new_file.display()),
-                "--source-sse-c",
-                &format!("@{}", old_file.display()),
-            ],
+            &run_listing("s3://logs", &sse, &["--source-sse-c", &source]),
             &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
         );
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.exits(0);
         logged(&run, "run");
         let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
         let verify = f.reseal_with(
@@ -823,7 +750,7 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
             &["verify", &id],
             &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
         );
-        assert_eq!(verify.code, 0, "{}", verify.stderr);
+        verify.exits(0);
         logged(&verify, "verify");
         let server_log = f.server.log();
         assert!(
@@ -883,17 +810,13 @@ fn serve_kms_keys_are_checked() {
     let report = env.path("unknown");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://kms",
-            "--sse",
             "sse-kms:11111111-2222-3333-4444-555555555555",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--report", report.to_str().unwrap()],
+        ),
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     for row in report_rows(&report) {
         assert_eq!(row[3], "failed", "{row:?}");
         assert_eq!(row[5], "KMS.NotFoundException", "{row:?}");
@@ -904,17 +827,13 @@ fn serve_kms_keys_are_checked() {
     let report = env.path("disabled");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://kms",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--report", report.to_str().unwrap()],
+        ),
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     for row in report_rows(&report) {
         assert_eq!(row[5], "KMS.DisabledException", "{row:?}");
     }
@@ -933,13 +852,7 @@ fn serve_kms_keys_are_checked() {
     let alias_env = Env::new();
     f.reseal_ok(
         &alias_env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://kms",
-            "--sse",
-            "sse-kms:alias/billing",
-        ],
+        &run_listing("s3://kms", "sse-kms:alias/billing", &[]),
     );
     // The job keeps the alias's key ARN that the first write showed, so that verify can
     // compare what HEAD reports.
@@ -961,15 +874,9 @@ fn serve_kms_keys_are_checked() {
     let env = Env::new();
     let run = f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://kms",
-            "--sse",
-            &format!("sse-kms:{billing}"),
-        ],
+        &run_listing("s3://kms", &format!("sse-kms:{billing}"), &[]),
     );
-    assert!(run.stderr.contains("2 skipped, 0 failed"), "{}", run.stderr);
+    run.says("2 skipped, 0 failed");
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     f.reseal_ok(&env, &["verify", &id]);
 }

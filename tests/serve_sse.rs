@@ -4,6 +4,7 @@
 
 mod common;
 
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
@@ -28,6 +29,7 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
                 .key(k)
                 .body(ByteStream::from_static(b"secret bytes"))
         };
+        let sse = |out: &PutObjectOutput| out.server_side_encryption().cloned();
         // Request headers.
         let out = put("kms")
             .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -51,10 +53,7 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            out.server_side_encryption(),
-            Some(&ServerSideEncryption::AwsKmsDsse)
-        );
+        assert_eq!(sse(&out), Some(ServerSideEncryption::AwsKmsDsse));
         assert_eq!(out.ssekms_key_id(), Some(arn(&other).as_str()));
         let k = Ssec::new(&[7; 32]);
         let out = put("ssec").sse_c(&k).send().await.unwrap();
@@ -142,10 +141,7 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
             .await
             .unwrap();
         let out = put("by-default").send().await.unwrap();
-        assert_eq!(
-            out.server_side_encryption(),
-            Some(&ServerSideEncryption::AwsKms)
-        );
+        assert_eq!(sse(&out), Some(ServerSideEncryption::AwsKms));
         assert_eq!(out.ssekms_key_id(), Some(arn(&key).as_str()));
         assert_eq!(out.bucket_key_enabled(), Some(true));
         let out = put("header-wins")
@@ -153,19 +149,13 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            out.server_side_encryption(),
-            Some(&ServerSideEncryption::Aes256)
-        );
+        assert_eq!(sse(&out), Some(ServerSideEncryption::Aes256));
         assert_eq!(default().await.kms_master_key_id(), Some(key.as_str()));
         set_default(ServerSideEncryption::AwsKmsDsse, Some(other.clone()))
             .await
             .unwrap();
         let out = put("by-dsse-default").send().await.unwrap();
-        assert_eq!(
-            out.server_side_encryption(),
-            Some(&ServerSideEncryption::AwsKmsDsse)
-        );
+        assert_eq!(sse(&out), Some(ServerSideEncryption::AwsKmsDsse));
         assert_refused!(
             set_default(ServerSideEncryption::AwsKms, Some("no-such-key".into())).await,
             "KMS.NotFoundException",
@@ -177,10 +167,7 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
             .await
             .unwrap();
         let out = put("after-delete").send().await.unwrap();
-        assert_eq!(
-            out.server_side_encryption(),
-            Some(&ServerSideEncryption::Aes256)
-        );
+        assert_eq!(sse(&out), Some(ServerSideEncryption::Aes256));
         // Every object reads back.
         for k in [
             "kms",

@@ -4,7 +4,7 @@
 //! runs in the foreground and in the background, signals, and completion reports read
 //! back and checked.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -237,6 +237,8 @@ pub struct World {
     pub env: Env,
     pub store: PathBuf,
     spawned: Cell<u32>,
+    /// Seeded for the test (its thread's name), for the objects it writes.
+    rng: RefCell<Rng>,
 }
 
 /// A run started in the background; its stderr goes to a file.
@@ -278,10 +280,12 @@ impl World {
     pub fn new() -> World {
         let env = Env::new();
         let store = env.path("store");
+        let test = std::thread::current().name().unwrap_or("test").to_owned();
         let w = World {
             env,
             store,
             spawned: Cell::new(0),
+            rng: RefCell::new(Rng::seeded(&test)),
         };
         w.ok(&["store", "init", w.s()]);
         w.ok(&["store", "mb", "--store", w.s(), BUCKET]);
@@ -308,12 +312,7 @@ impl World {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.cmd(args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.cmd(args).output().unwrap().into()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -442,47 +441,50 @@ impl World {
         .unwrap()
     }
 
-    /// [`objects`], written through the library.
+    /// The test's generator.
+    pub fn rng(&self) -> RefMut<'_, Rng> {
+        self.rng.borrow_mut()
+    }
+
+    /// [`objects`] drawn from the test's generator, written through the library.
     pub fn put_objects(
         &self,
-        rng: &mut Rng,
         prefix: &str,
         n: usize,
         sizes: impl Fn(usize, &mut Rng) -> usize,
         sources: &[Sse],
     ) -> Vec<Obj> {
-        let objs = objects(rng, prefix, n, sizes, sources);
+        let objs = objects(&mut self.rng(), prefix, n, sizes, sources);
         self.put_all(&objs);
         objs
     }
 
-    /// Writes the objects through the library, on a few threads: every write waits for
-    /// several fsyncs, which overlap.
-    pub fn put_all(&self, objects: &[Obj]) {
+    /// Runs `each` on every object through the library, on a few threads: every write
+    /// waits for several fsyncs, which overlap.
+    fn on_threads(&self, objects: &[Obj], each: impl Fn(&Store, &Obj) + Sync) {
         let store = self.open_store();
         let chunk = objects.len().div_ceil(PARALLEL).max(1);
         std::thread::scope(|s| {
             for part in objects.chunks(chunk) {
-                let store = &store;
-                s.spawn(move || {
-                    for o in part {
-                        store
-                            .put(
-                                BUCKET,
-                                &o.key,
-                                o.body.as_slice(),
-                                PutOptions {
-                                    encryption: Some(o.sse.encryption()),
-                                    content_type: Some(o.content_type.clone()),
-                                    metadata: o.metadata.clone(),
-                                    tags: o.tags.clone(),
-                                    ..Default::default()
-                                },
-                            )
-                            .unwrap();
-                    }
-                });
+                let (store, each) = (&store, &each);
+                s.spawn(move || part.iter().for_each(|o| each(store, o)));
             }
+        });
+    }
+
+    /// Writes the objects through the library.
+    pub fn put_all(&self, objects: &[Obj]) {
+        self.on_threads(objects, |store, o| {
+            let options = PutOptions {
+                encryption: Some(o.sse.encryption()),
+                content_type: Some(o.content_type.clone()),
+                metadata: o.metadata.clone(),
+                tags: o.tags.clone(),
+                ..Default::default()
+            };
+            store
+                .put(BUCKET, &o.key, o.body.as_slice(), options)
+                .unwrap();
         });
     }
 
@@ -589,18 +591,7 @@ impl World {
     /// Checks every object through the library: mode, key, ETag, size, content type,
     /// metadata, tags and bytes.
     pub fn verify(&self, objects: &[Obj], want: &Want) {
-        let store = self.open_store();
-        let chunk = objects.len().div_ceil(PARALLEL).max(1);
-        std::thread::scope(|s| {
-            for part in objects.chunks(chunk) {
-                let store = &store;
-                s.spawn(move || {
-                    for o in part {
-                        check_object(store, o, want);
-                    }
-                });
-            }
-        });
+        self.on_threads(objects, |store, o| check_object(store, o, want));
     }
 
     /// How many of `objects` are in `mode` now; the others must still be as they were
@@ -746,9 +737,7 @@ pub fn read_report(dest: &Path, id: &str) -> (Vec<ReportRow>, BTreeMap<String, P
 /// A job of 48 plaintext objects of 256–384 KiB to make SSE-S3, started in the background
 /// with two workers; returns once a few tasks are done.
 pub fn start_slow_job(w: &World, extra: &[&str]) -> (Vec<Obj>, String, Spawned) {
-    let mut rng = Rng::seeded("slow job");
     let objs = w.put_objects(
-        &mut rng,
         "slow",
         48,
         |_, rng| (256 << 10) + rng.below(128 << 10) as usize,

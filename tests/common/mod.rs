@@ -25,6 +25,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     /// Asserts the exit code; a mismatch shows what the command said.
     #[track_caller]
@@ -83,19 +93,15 @@ impl Env {
     }
 
     pub fn reseal_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let output: Output = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        Command::new(env!("CARGO_BIN_EXE_reseal"))
             .arg("--db")
             .arg(self.db())
             .args(args)
             .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .output()
-            .expect("the reseal binary runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .expect("the reseal binary runs")
+            .into()
     }
 
     /// Runs reseal and expects exit 0; returns stdout.
@@ -112,6 +118,22 @@ impl Env {
     /// `job create`, which must succeed; returns the job's id.
     pub fn create_job(&self, manifest: &Path, sse: &str, extra: &[&str]) -> String {
         self.ok(&job_create(manifest, sse, extra)).trim().to_owned()
+    }
+
+    /// `job create --sse sse-s3` of a manifest that must be refused as bad input: exit 2,
+    /// no id on stdout, and an error that says each of `expected`.
+    pub fn create_refused(&self, manifest: &Path, extra: &[&str], expected: &[&str]) -> Run {
+        let run = self.reseal(&job_create(manifest, "sse-s3", extra));
+        assert_eq!(run.code, 2, "{manifest:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{manifest:?}: no id on stdout");
+        for e in expected {
+            assert!(
+                run.stderr.contains(e),
+                "{manifest:?}: {e:?} not in {}",
+                run.stderr
+            );
+        }
+        run
     }
 
     pub fn describe(&self, id: &str) -> serde_json::Value {

@@ -351,6 +351,13 @@ impl Fixture {
     }
 }
 
+/// The arguments of `run --from-listing LISTING --sse SSE`, then `extra`.
+pub fn run_listing<'a>(listing: &'a str, sse: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--from-listing", listing, "--sse", sse];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Puts the bytes alone, with `sse` if any, through `client`.
 pub fn put_bytes(
     client: &Client,
