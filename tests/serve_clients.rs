@@ -26,7 +26,6 @@ fn the_aws_cli_works_with_every_mode() {
     let customer = dir.path().join("customer.key");
     std::fs::write(&customer, [5u8; 32]).unwrap();
     let p = |p: &Path| p.to_str().unwrap().to_owned();
-    // `s3api head-object` of a key of the bucket, as the CLI prints it.
     let head = |key: &str| {
         aws_ok(
             ep,

@@ -15,7 +15,6 @@ fn multipart_uploads_are_encrypted_with_s3_etags() {
     let c = server.client();
     let rt = rt();
     let k = Ssec::new(&[4; 32]);
-    // Requests on a key of the bucket, or on one of its uploads.
     let create = |key: &str| c.create_multipart_upload().bucket("mpu").key(key);
     let part = |key: &str, id: &str, n: i32| {
         c.upload_part()

@@ -18,7 +18,6 @@ fn objects_ranges_conditions_listing_copies_tags_and_deletes() {
     let server = S3Server::reseal_serve();
     let c = server.client();
     let rt = rt();
-    // Requests on one key of the bucket.
     let put = |key: &str| c.put_object().bucket("objs").key(key);
     let get = |key: &str| c.get_object().bucket("objs").key(key);
     let head = |key: &str| c.head_object().bucket("objs").key(key);

@@ -195,7 +195,6 @@ fn sse_c_errors_and_key_rotation_by_the_fast_path() {
     let rt = rt();
     let (k1, k2) = (Ssec::new(&[1; 32]), Ssec::new(&[2; 32]));
     let store = server.reseal.as_ref().unwrap();
-    // Requests on the one object of the test.
     let put = || c.put_object().bucket("ssec").key("obj");
     let get = || c.get_object().bucket("ssec").key("obj");
     let head = || c.head_object().bucket("ssec").key("obj");
