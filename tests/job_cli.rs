@@ -71,12 +71,7 @@ fn create_list_describe_pause_resume_cancel() {
     assert_eq!(env.describe(id)["status"], "Paused");
     // Pausing twice is not a transition the lifecycle has.
     let again = env.reseal(&["job", "pause", id]);
-    assert_eq!(again.code, 2, "{}", again.stderr);
-    assert!(
-        again.stderr.contains("cannot pause a job that is Paused"),
-        "{}",
-        again.stderr
-    );
+    again.exits(2).says("cannot pause a job that is Paused");
 
     env.ok(&["job", "resume", id]);
     assert_eq!(env.describe(id)["status"], "Ready");
@@ -86,8 +81,7 @@ fn create_list_describe_pause_resume_cancel() {
     env.ok(&["job", "cancel", id]);
     assert_eq!(env.describe(id)["status"], "Cancelled");
     let resume = env.reseal(&["job", "resume", id]);
-    assert_eq!(resume.code, 2);
-    assert!(resume.stderr.contains("Cancelled"), "{}", resume.stderr);
+    resume.exits(2).says("Cancelled");
     let list = env.ok(&["job", "list", "--status", "cancelled"]);
     assert!(list.contains(id));
     assert!(!env.ok(&["job", "list", "--status", "Ready"]).contains(id));
@@ -97,30 +91,14 @@ fn create_list_describe_pause_resume_cancel() {
 fn confirmation_required_holds_the_job_suspended() {
     let env = Env::new();
     let csv = env.write("list.csv", b"bkt,a\nbkt,b%20c\n");
-    let id = env
-        .ok(&[
-            "job",
-            "create",
-            "--manifest",
-            csv.to_str().unwrap(),
-            "--sse",
-            "sse-s3",
-            "--confirmation-required",
-        ])
-        .trim()
-        .to_owned();
+    let id = env.create_job(&csv, "sse-s3", &["--confirmation-required"]);
     assert_eq!(env.describe(&id)["status"], "Suspended");
     let pause = env.reseal(&["job", "pause", &id]);
     assert_eq!(pause.code, 2);
     env.ok(&["job", "confirm", &id]);
     assert_eq!(env.describe(&id)["status"], "Ready");
     let confirm = env.reseal(&["job", "confirm", &id]);
-    assert_eq!(confirm.code, 2);
-    assert!(
-        confirm.stderr.contains("only a Suspended job"),
-        "{}",
-        confirm.stderr
-    );
+    confirm.exits(2).says("only a Suspended job");
 }
 
 #[test]
@@ -138,17 +116,7 @@ fn the_example_manifests_work_as_they_are() {
         ),
     ] {
         let path = repo_path(manifest);
-        let id = env
-            .ok(&[
-                "job",
-                "create",
-                "--manifest",
-                path.to_str().unwrap(),
-                "--sse",
-                "sse-s3",
-            ])
-            .trim()
-            .to_owned();
+        let id = env.create_job(&path, "sse-s3", &[]);
         let job = env.describe(&id);
         assert_eq!(job["status"], "Ready", "{manifest}");
         assert_eq!(job["tasks"]["total"], tasks, "{manifest}");
@@ -168,17 +136,7 @@ fn large_manifest_is_ingested_in_batches_with_every_row() {
     let env = Env::new();
     let rows = 25_000;
     let manifest = env.inventory(SCHEMA, &[gz(&inventory_rows(rows))]);
-    let id = env
-        .ok(&[
-            "job",
-            "create",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--sse",
-            "sse-s3",
-        ])
-        .trim()
-        .to_owned();
+    let id = env.create_job(&manifest, "sse-s3", &[]);
     let job = env.describe(&id);
     assert_eq!(job["tasks"]["total"], rows);
     assert_eq!(
@@ -208,7 +166,7 @@ fn sse_c_keys_are_never_stored_or_shown() {
         ],
         &[("OLD_KEY", &b64), ("RESEAL_LOG", "trace")],
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.exits(0);
     let id = run.stdout.trim().to_owned();
     let describe = env.ok(&["job", "describe", &id]);
     let json = env.ok(&["job", "describe", &id, "--output", "json"]);
@@ -285,25 +243,7 @@ fn bad_manifests_are_refused_and_leave_no_runnable_job() {
     ));
 
     for (manifest, extra, expected) in cases {
-        let mut args = vec![
-            "job",
-            "create",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--sse",
-            "sse-s3",
-        ];
-        args.extend(extra);
-        let run = env.reseal(&args);
-        assert_eq!(run.code, 2, "{manifest:?}: {}", run.stderr);
-        assert!(run.stdout.is_empty(), "{manifest:?}: no id on stdout");
-        for e in expected {
-            assert!(
-                run.stderr.contains(e),
-                "{manifest:?}: {e:?} not in {}",
-                run.stderr
-            );
-        }
+        env.create_refused(&manifest, &extra, &expected);
     }
 
     // Inventory failures: a data file that does not match its MD5, a truncated gzip, a
@@ -343,18 +283,7 @@ fn bad_manifests_are_refused_and_leave_no_runnable_job() {
     ];
     for (make, expected) in inventory_cases {
         let manifest = make(&env);
-        let run = env.reseal(&[
-            "job",
-            "create",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--sse",
-            "sse-s3",
-        ]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
-        for e in expected {
-            assert!(run.stderr.contains(e), "{e:?} not in {}", run.stderr);
-        }
+        env.create_refused(&manifest, &[], &expected);
     }
 
     // Every job those made is Failed, with its reason, and holds no task.
@@ -411,9 +340,5 @@ fn bad_options_are_refused_before_any_job_exists() {
     assert!(env.jobs().is_empty());
     let unknown = env.reseal(&["job", "describe", "0000"]);
     assert_eq!(unknown.code, 2);
-    assert!(
-        unknown.stderr.contains("no job \"0000\""),
-        "{}",
-        unknown.stderr
-    );
+    unknown.says("no job \"0000\"");
 }

@@ -15,23 +15,7 @@ const LIMIT: usize = 1 << 20;
 /// error.
 fn refused(env: &Env, manifest: &Path, expected: &[&str]) -> String {
     let before = env.jobs().len();
-    let run = env.reseal(&[
-        "job",
-        "create",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--sse",
-        "sse-s3",
-    ]);
-    assert_eq!(run.code, 2, "{manifest:?}: {}", run.stderr);
-    assert!(run.stdout.is_empty(), "{manifest:?}: no id on stdout");
-    for e in expected {
-        assert!(
-            run.stderr.contains(e),
-            "{manifest:?}: {e:?} not in {}",
-            run.stderr
-        );
-    }
+    let run = env.create_refused(manifest, &[], expected);
     let jobs = env.jobs();
     assert_eq!(jobs.len(), before + 1);
     let job = jobs
@@ -48,15 +32,7 @@ fn refused(env: &Env, manifest: &Path, expected: &[&str]) -> String {
 }
 
 fn created(env: &Env, manifest: &Path) -> serde_json::Value {
-    let id = env.ok(&[
-        "job",
-        "create",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--sse",
-        "sse-s3",
-    ]);
-    env.describe(id.trim())
+    env.describe(&env.create_job(manifest, "sse-s3", &[]))
 }
 
 #[test]

@@ -29,7 +29,8 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== test clients for reseal serve (idempotent)"
-# The AWS CLI in .venv (beside moto), and rclone from Debian: tests/serve.rs runs both.
+# The AWS CLI in .venv (beside moto), and rclone from Debian: tests/serve_clients.rs and
+# tests/serve_tls.rs run them.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 [ -x .venv/bin/aws ] || .venv/bin/pip install --quiet awscli
 command -v rclone > /dev/null || { apt-get update -qq && apt-get install -y -qq rclone; }

@@ -12,122 +12,31 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use common::Env;
 use common::proxy::{Fault, Faults, Proxy};
-use common::s3::{S3Server, client_for, rt};
+use common::s3::S3Server;
+use common::s3_fixture::{Fixture, overwrite, report_rows, row_of, run_listing};
+use common::{Env, Run};
+use reseal::encoding::decode_key;
 
-struct Fixture {
-    server: S3Server,
-    /// Straight to the server, never through a proxy: what the checks see is the truth.
-    client: Client,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Fixture {
-    fn new(server: S3Server) -> Fixture {
-        let client = server.client();
-        Fixture {
-            server,
-            client,
-            rt: rt(),
-        }
-    }
-
-    /// Runs reseal against `endpoint` (a proxy in front of the server).
-    fn reseal(&self, env: &Env, endpoint: &str, args: &[&str]) -> common::Run {
-        let vars = self.server.env();
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint-url", endpoint]);
-        env.reseal_with_env(&all, &vars)
-    }
-
-    fn bucket(&self, name: &str) {
-        self.rt
-            .block_on(self.client.create_bucket().bucket(name).send())
-            .unwrap();
-    }
-
-    fn put(&self, bucket: &str, key: &str, body: &[u8], sse: Option<ServerSideEncryption>) {
-        put(&self.client, &self.rt, bucket, key, body, sse);
-    }
-
-    fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.rt.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
-            out.body.collect().await.unwrap().into_bytes().to_vec()
-        })
-    }
-
-    /// reseal's `run` options for this server: --no-verify where the server never
-    /// reports SSE (a check after the write could never pass).
-    fn run_args<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut all = args.to_vec();
-        if !self.server.caps.sse {
-            all.push("--no-verify");
-        }
-        all
-    }
-
-    fn sse(&self, bucket: &str, key: &str) -> Option<ServerSideEncryption> {
-        let head = self
-            .rt
-            .block_on(self.client.head_object().bucket(bucket).key(key).send())
-            .unwrap_or_else(|e| panic!("HEAD {bucket}/{key}: {e:?}"));
-        head.server_side_encryption().cloned()
-    }
-}
-
-fn put(
-    client: &Client,
-    rt: &tokio::runtime::Runtime,
+/// `reseal run` over the whole bucket through the proxy, with a report: the run and the
+/// report's folder.
+fn run_through(
+    f: &Fixture,
+    proxy: &Proxy,
+    env: &Env,
     bucket: &str,
-    key: &str,
-    body: &[u8],
-    sse: Option<ServerSideEncryption>,
-) {
-    let req = client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .set_server_side_encryption(sse);
-    rt.block_on(req.send())
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"));
-}
-
-/// The rows of a job's report (every results file), each as its fields.
-fn report_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    for job in std::fs::read_dir(dir).unwrap() {
-        let results = job.unwrap().path().join("results");
-        for f in std::fs::read_dir(results).unwrap() {
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_path(f.unwrap().path())
-                .unwrap();
-            for rec in r.records() {
-                rows.push(rec.unwrap().iter().map(str::to_owned).collect());
-            }
-        }
-    }
-    rows
-}
-
-fn decode(key: &str) -> String {
-    reseal::encoding::decode_key(key).unwrap()
+    sse: &str,
+    extra: &[&str],
+) -> (Run, PathBuf) {
+    let report = env.path("report");
+    let listing = format!("s3://{bucket}");
+    let extra = [&["--report", report.to_str().unwrap()][..], extra].concat();
+    let args = f.run_args(&run_listing(&listing, sse, &extra));
+    (f.reseal_at(env, &proxy.endpoint, &args), report)
 }
 
 /// 300 objects through a proxy that fails about one request in seven (503 SlowDown, 500
@@ -148,7 +57,7 @@ fn faults(f: &Fixture) {
             .into_bytes();
         // Every tenth object is SSE-S3 already: skipped, not copied.
         let sse = (i % 10 == 0).then_some(ServerSideEncryption::Aes256);
-        f.put(bucket, &key, &body, sse);
+        f.put_bytes(bucket, &key, &body, sse);
         objects.push((key, body));
     }
     let proxy = Proxy::start(
@@ -166,22 +75,8 @@ fn faults(f: &Fixture) {
         },
     );
     let env = Env::new();
-    let report = env.path("report");
     let started = Instant::now();
-    let listing = format!("s3://{bucket}");
-    let run = f.reseal(
-        &env,
-        &proxy.endpoint,
-        &f.run_args(&[
-            "run",
-            "--from-listing",
-            &listing,
-            "--sse",
-            "sse-s3",
-            "--report",
-            report.to_str().unwrap(),
-        ]),
-    );
+    let (run, report) = run_through(f, &proxy, &env, bucket, "sse-s3", &[]);
     let took = started.elapsed();
     let injected = proxy.faults();
     assert_eq!(
@@ -211,7 +106,7 @@ fn faults(f: &Fixture) {
     // The report: one row per object, each key once, none failed.
     let rows = report_rows(&report);
     assert_eq!(rows.len(), N, "one report row per object");
-    let keys: BTreeSet<String> = rows.iter().map(|r| decode(&r[1])).collect();
+    let keys: BTreeSet<String> = rows.iter().map(|r| decode_key(&r[1]).unwrap()).collect();
     assert_eq!(keys.len(), N, "{N} distinct keys in the report");
     let want: BTreeSet<String> = objects.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys, want, "the report names exactly the bucket's objects");
@@ -283,12 +178,12 @@ fn listing_report_and_manifest_retried(f: &Fixture) {
     f.bucket(bucket);
     let keys = ["a.txt", "b c.txt", "d+e.txt"];
     for k in keys {
-        f.put(bucket, k, k.as_bytes(), None);
+        f.put_bytes(bucket, k, k.as_bytes(), None);
     }
     let kinds = [Fault::SlowDown, Fault::InternalError, Fault::Dropped];
     let proxy = Proxy::start(&f.server.endpoint, Faults::first(3, &kinds));
     let env = Env::new();
-    let check = |what: &str, run: &common::Run, faulted: &str| {
+    let check = |what: &str, run: &Run, faulted: &str| {
         assert_eq!(
             run.code, 0,
             "{} {what}: reseal failed:\nstdout: {}\nstderr: {}",
@@ -321,45 +216,28 @@ fn listing_report_and_manifest_retried(f: &Fixture) {
     };
 
     // The listing (ListObjectsV2: GET on the bucket).
-    let run = f.reseal(
+    let run = f.reseal_at(
         &env,
         &proxy.endpoint,
-        &f.run_args(&["run", "--from-listing", "s3://oneoff", "--sse", "sse-s3"]),
+        &f.run_args(&run_listing("s3://oneoff", "sse-s3", &[])),
     );
     check("listing", &run, "GET ");
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(env.jobs()[0]["tasks"]["succeeded"], keys.len());
 
     // The report, uploaded to S3 (a PUT per file).
-    let run = f.reseal(
+    let run = f.reseal_at(
         &env,
         &proxy.endpoint,
         &["job", "report", &id, "--out", "s3://oneoff/reports"],
     );
     check("report upload", &run, "PUT reports/");
-    let listed =
-        f.rt.block_on(
-            f.client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix("reports/")
-                .send(),
-        )
-        .unwrap();
-    let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert!(
-        names.iter().any(|n| n.ends_with("/manifest.json")),
-        "{names:?}"
-    );
-    let results = *names
-        .iter()
-        .find(|n| n.contains("/results/"))
-        .unwrap_or_else(|| panic!("no results file: {names:?}"));
+    let results = f.report_results("oneoff", "reports/");
 
     // The report's results file as the manifest of a new job (a GET of it).
     let manifest = format!("s3://oneoff/{results}");
     let env2 = Env::new();
-    let run = f.reseal(
+    let run = f.reseal_at(
         &env2,
         &proxy.endpoint,
         &["job", "create", "--manifest", &manifest, "--sse", "sse-s3"],
@@ -387,36 +265,19 @@ fn overwrite_race(f: &Fixture) {
     let key = "raced object.txt";
     let old = b"the bytes reseal inspected\n".repeat(20);
     let new = b"newer bytes, written during the run\n".repeat(30);
-    f.put(bucket, key, &old, None);
+    f.put_bytes(bucket, key, &old, None);
     for i in 0..5 {
-        f.put(bucket, &format!("bystander-{i}"), b"left alone", None);
+        f.put_bytes(bucket, &format!("bystander-{i}"), b"left alone", None);
     }
 
     let proxy = Proxy::start(&f.server.endpoint, Faults::default());
     {
         let endpoint = f.server.endpoint.clone();
         let new = new.clone();
-        proxy.before_first_copy(bucket, key, move || {
-            // The overwrite goes straight to the server, on a client and runtime of its own.
-            let client = client_for(&endpoint);
-            put(&client, &rt(), bucket, key, &new, None);
-        });
+        proxy.before_first_copy(bucket, key, move || overwrite(&endpoint, bucket, key, &new));
     }
     let env = Env::new();
-    let report = env.path("report");
-    let run = f.reseal(
-        &env,
-        &proxy.endpoint,
-        &f.run_args(&[
-            "run",
-            "--from-listing",
-            "s3://race",
-            "--sse",
-            "sse-s3",
-            "--report",
-            report.to_str().unwrap(),
-        ]),
-    );
+    let (run, report) = run_through(f, &proxy, &env, bucket, "sse-s3", &[]);
     assert_eq!(
         run.code, 0,
         "{}: reseal failed:\nstdout: {}\nstderr: {}",
@@ -454,10 +315,7 @@ fn overwrite_race(f: &Fixture) {
         assert_eq!(statuses, [Some(200)], "{}", f.server.name);
     }
     let rows = report_rows(&report);
-    let row = rows
-        .iter()
-        .find(|r| decode(&r[1]) == key)
-        .unwrap_or_else(|| panic!("no report row for {key}: {rows:?}"));
+    let row = row_of(&rows, key);
     assert_eq!(row[3], "succeeded", "{row:?}");
     assert!(row[6].starts_with("re-encrypted by CopyObject"), "{row:?}");
 }
@@ -483,7 +341,7 @@ fn sustained_writes(f: &Fixture) {
     let bucket = "busy";
     f.bucket(bucket);
     for key in ["settles", "never settles", "after the copy"] {
-        f.put(bucket, key, b"first bytes", None);
+        f.put_bytes(bucket, key, b"first bytes", None);
     }
     let proxy = Proxy::start(&f.server.endpoint, Faults::default());
     let rewriter = |key: &'static str| {
@@ -491,15 +349,7 @@ fn sustained_writes(f: &Fixture) {
         let n = std::sync::atomic::AtomicU64::new(0);
         move || {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let client = client_for(&endpoint);
-            put(
-                &client,
-                &rt(),
-                bucket,
-                key,
-                format!("rewrite {i}").as_bytes(),
-                None,
-            );
+            overwrite(&endpoint, bucket, key, format!("rewrite {i}").as_bytes());
         }
     };
     proxy.before_copies(bucket, "settles", 5, rewriter("settles"));
@@ -515,36 +365,15 @@ fn sustained_writes(f: &Fixture) {
         "sse-s3"
     };
     let env = Env::new();
-    let report = env.path("report");
-    let run = f.reseal(
-        &env,
-        &proxy.endpoint,
-        &f.run_args(&[
-            "run",
-            "--from-listing",
-            "s3://busy",
-            "--sse",
-            sse,
-            "--max-attempts",
-            "2",
-            "--max-changes",
-            "6",
-            "--report",
-            report.to_str().unwrap(),
-        ]),
-    );
+    let extra = ["--max-attempts", "2", "--max-changes", "6"];
+    let (run, report) = run_through(f, &proxy, &env, bucket, sse, &extra);
     assert_eq!(
         run.code, 1,
         "{}: one task fails, the job completes:\n{}",
         f.server.name, run.stderr
     );
     let rows = report_rows(&report);
-    let row = |key: &str| {
-        rows.iter()
-            .find(|r| decode(&r[1]) == key)
-            .unwrap_or_else(|| panic!("no report row for {key}: {rows:?}"))
-            .clone()
-    };
+    let row = |key: &str| row_of(&rows, key).to_vec();
     let settles = row("settles");
     assert_eq!(settles[3], "succeeded", "{settles:?}");
     assert_eq!(
@@ -570,18 +399,7 @@ fn sustained_writes(f: &Fixture) {
         (never[4].as_str(), never[5].as_str()),
         ("412", "ObjectChanging")
     );
-    let newest = f.rt.block_on(async {
-        f.client
-            .head_object()
-            .bucket(bucket)
-            .key("never settles")
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned()
-    });
+    let newest = f.head(bucket, "never settles").e_tag().unwrap().to_owned();
     assert!(
         never[6].starts_with("changing under us") && never[6].contains("7 times"),
         "{never:?}"

@@ -11,24 +11,12 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::path::Path;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, ServerSideEncryption, StorageClass, VersioningConfiguration,
-};
+use aws_sdk_s3::types::ServerSideEncryption;
 use common::Env;
-use common::s3::{S3Server, rt};
-
-/// The encryption an object is written with in a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    NotSse,
-    SseS3,
-    SseKms,
-    DsseKms,
-}
+use common::s3::S3Server;
+use common::s3_fixture::{Fixture, Mode, report_rows, run_listing};
 
 const SOURCE_MODES: [Mode; 4] = [Mode::NotSse, Mode::SseS3, Mode::SseKms, Mode::DsseKms];
 
@@ -41,248 +29,6 @@ const AWKWARD_KEYS: [&str; 6] = [
     "query?and#hash",
     "ünïcödé/日本語.txt",
 ];
-
-struct Fixture {
-    server: S3Server,
-    client: Client,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Fixture {
-    fn new(server: S3Server) -> Fixture {
-        let client = server.client();
-        Fixture {
-            server,
-            client,
-            rt: rt(),
-        }
-    }
-
-    fn reseal(&self, env: &Env, args: &[&str]) -> common::Run {
-        self.reseal_with(env, args, &[])
-    }
-
-    /// [`Fixture::reseal`] with more environment variables.
-    fn reseal_with(&self, env: &Env, args: &[&str], extra: &[(&str, &str)]) -> common::Run {
-        let vars = self.server.env();
-        let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        vars.extend_from_slice(extra);
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint-url", &self.server.endpoint]);
-        env.reseal_with_env(&all, &vars)
-    }
-
-    fn reseal_ok(&self, env: &Env, args: &[&str]) -> common::Run {
-        let run = self.reseal(env, args);
-        assert_eq!(
-            run.code, 0,
-            "reseal {args:?} failed on {}:\nstdout: {}\nstderr: {}",
-            self.server.name, run.stdout, run.stderr
-        );
-        run
-    }
-
-    fn bucket(&self, name: &str) {
-        self.rt
-            .block_on(self.client.create_bucket().bucket(name).send())
-            .unwrap();
-    }
-
-    fn versioned_bucket(&self, name: &str) {
-        self.bucket(name);
-        self.rt
-            .block_on(
-                self.client
-                    .put_bucket_versioning()
-                    .bucket(name)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder()
-                            .status(BucketVersioningStatus::Enabled)
-                            .build(),
-                    )
-                    .send(),
-            )
-            .unwrap();
-    }
-
-    /// Puts an object with metadata, a content type, tags and a storage class; returns its
-    /// version id.
-    fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: &[u8],
-        mode: Mode,
-        kms_key: &str,
-    ) -> Option<String> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body.to_vec()))
-            .content_type("text/x-reseal-test")
-            .content_disposition("attachment; filename=\"x\"")
-            .cache_control("max-age=60")
-            .metadata("owner", "team-a")
-            .metadata("origin", key.len().to_string())
-            .storage_class(StorageClass::StandardIa)
-            .tagging("project=reseal&kind=test%20tag");
-        req = match mode {
-            Mode::NotSse => req,
-            Mode::SseS3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Mode::SseKms => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(kms_key),
-            Mode::DsseKms => req
-                .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
-                .ssekms_key_id(kms_key),
-        };
-        let out = self.rt.block_on(req.send()).unwrap();
-        out.version_id().map(str::to_owned)
-    }
-
-    fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.rt.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
-            out.body.collect().await.unwrap().into_bytes().to_vec()
-        })
-    }
-
-    fn head(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
-        self.rt
-            .block_on(self.client.head_object().bucket(bucket).key(key).send())
-            .unwrap_or_else(|e| panic!("HEAD {bucket}/{key}: {e:?}"))
-    }
-
-    fn tags(&self, bucket: &str, key: &str) -> HashMap<String, String> {
-        let out = self
-            .rt
-            .block_on(
-                self.client
-                    .get_object_tagging()
-                    .bucket(bucket)
-                    .key(key)
-                    .send(),
-            )
-            .unwrap();
-        out.tag_set()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect()
-    }
-
-    /// Checks that an object kept everything `put` gave it and has the wanted encryption.
-    fn assert_kept(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: &[u8],
-        want: &ServerSideEncryption,
-        kms: Option<&str>,
-    ) {
-        let what = format!("{} s3://{bucket}/{key}", self.server.name);
-        assert_eq!(self.get(bucket, key), body, "{what}: bytes changed");
-        let h = self.head(bucket, key);
-        if self.server.caps.sse {
-            assert_eq!(h.server_side_encryption(), Some(want), "{what}: encryption");
-            if let Some(kms) = kms {
-                let got = h.ssekms_key_id().unwrap_or_default();
-                assert!(
-                    got == kms || got.ends_with(&format!("key/{kms}")),
-                    "{what}: KMS key {got}, wanted {kms}"
-                );
-            }
-        }
-        assert_eq!(
-            h.content_type(),
-            Some("text/x-reseal-test"),
-            "{what}: content type"
-        );
-        assert_eq!(
-            h.cache_control(),
-            Some("max-age=60"),
-            "{what}: cache control"
-        );
-        assert_eq!(
-            h.content_disposition(),
-            Some("attachment; filename=\"x\""),
-            "{what}: content disposition"
-        );
-        let meta = h.metadata().cloned().unwrap_or_default();
-        assert_eq!(
-            meta.get("owner").map(String::as_str),
-            Some("team-a"),
-            "{what}: metadata {meta:?}"
-        );
-        assert_eq!(
-            meta.get("origin"),
-            Some(&key.len().to_string()),
-            "{what}: metadata {meta:?}"
-        );
-        assert_eq!(
-            h.storage_class(),
-            Some(&StorageClass::StandardIa),
-            "{what}: storage class"
-        );
-        if self.server.caps.tagging {
-            let tags = self.tags(bucket, key);
-            assert_eq!(
-                tags.get("project").map(String::as_str),
-                Some("reseal"),
-                "{what}: tags {tags:?}"
-            );
-            assert_eq!(
-                tags.get("kind").map(String::as_str),
-                Some("test tag"),
-                "{what}: tags {tags:?}"
-            );
-        }
-    }
-
-    fn no_uploads_left(&self, bucket: &str) {
-        let out = self
-            .rt
-            .block_on(self.client.list_multipart_uploads().bucket(bucket).send())
-            .unwrap();
-        assert!(
-            out.uploads().is_empty(),
-            "{}: multipart uploads left behind: {:?}",
-            self.server.name,
-            out.uploads()
-        );
-    }
-}
-
-/// Reads a job's report result files (all of them) as rows of fields.
-fn report_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    for job in std::fs::read_dir(dir).unwrap() {
-        let results = job.unwrap().path().join("results");
-        for f in std::fs::read_dir(results).unwrap() {
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_path(f.unwrap().path())
-                .unwrap();
-            for rec in r.records() {
-                rows.push(rec.unwrap().iter().map(str::to_owned).collect());
-            }
-        }
-    }
-    rows.sort();
-    rows
-}
 
 fn body_for(key: &str, mode: Mode) -> Vec<u8> {
     format!("{key} was {mode:?}\n").repeat(50).into_bytes()
@@ -333,15 +79,11 @@ fn every_mode_from_every_mode(f: &Fixture) {
         let report = env.path("report");
         let run = f.reseal_ok(
             &env,
-            &[
-                "run",
-                "--from-listing",
+            &run_listing(
                 &format!("s3://{bucket}"),
-                "--sse",
                 spec,
-                "--report",
-                report.to_str().unwrap(),
-            ],
+                &["--report", report.to_str().unwrap()],
+            ),
         );
         for (key, body, _) in &objects {
             f.assert_kept(&bucket, key, body, want, *kms);
@@ -369,16 +111,7 @@ fn every_mode_from_every_mode(f: &Fixture) {
             }
         }
         // A second run finds everything compliant and changes nothing.
-        let again = f.reseal_ok(
-            &env,
-            &[
-                "run",
-                "--from-listing",
-                &format!("s3://{bucket}"),
-                "--sse",
-                spec,
-            ],
-        );
+        let again = f.reseal_ok(&env, &run_listing(&format!("s3://{bucket}"), spec, &[]));
         assert!(
             again
                 .stderr
@@ -413,19 +146,18 @@ fn multipart_keeps_everything(f: &Fixture) {
     let report = env.path("report");
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://multi",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--multipart-threshold",
-            "8MiB",
-            "--part-size",
-            "5MiB",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &[
+                "--multipart-threshold",
+                "8MiB",
+                "--part-size",
+                "5MiB",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
     );
     for (name, body) in &objects {
         f.assert_kept(
@@ -516,15 +248,11 @@ fn versioned_bucket(f: &Fixture) {
     let key = f.server.kms_key();
     let run = f.reseal_ok(
         &env2,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://vers",
-            "--all-versions",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--delete-noncurrent",
-        ],
+            &["--all-versions", "--delete-noncurrent"],
+        ),
     );
     let listed = env2.describe(env2.jobs()[0]["id"].as_str().unwrap());
     assert_eq!(listed["ingest"]["noncurrent_versions"], 4, "{listed}");
@@ -575,17 +303,7 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
     for k in keys {
         f.put("data", k, k.as_bytes(), Mode::NotSse, "");
     }
-    let put = |bucket: &str, key: &str, body: Vec<u8>| {
-        f.rt.block_on(
-            f.client
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(ByteStream::from(body))
-                .send(),
-        )
-        .unwrap();
-    };
+    let put = |bucket: &str, key: &str, body: Vec<u8>| f.put_bytes(bucket, key, &body, None);
     // A CSV manifest on S3; the report goes to S3.
     let csv: String = keys
         .iter()
@@ -605,25 +323,8 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
             "s3://inventory/reports",
         ],
     );
-    let listed =
-        f.rt.block_on(
-            f.client
-                .list_objects_v2()
-                .bucket("inventory")
-                .prefix("reports/")
-                .send(),
-        )
-        .unwrap();
-    let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert!(
-        names.iter().any(|n| n.ends_with("/manifest.json")),
-        "{names:?}"
-    );
-    let result = names
-        .iter()
-        .find(|n| n.contains("/results/"))
-        .expect("a result file");
-    let text = String::from_utf8(f.get("inventory", result)).unwrap();
+    let result = f.report_results("inventory", "reports/");
+    let text = String::from_utf8(f.get("inventory", &result)).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(
         text.lines().all(|l| l.contains(",succeeded,200,")),
@@ -696,14 +397,8 @@ fn manifests_and_reports_on_s3(f: &Fixture) {
             "sse-s3",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("MD5"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("s3://inventory/data/config/data/file1.csv.gz"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("MD5");
+    run.says("s3://inventory/data/config/data/file1.csv.gz");
     assert!(
         !run.stderr.contains("/tmp/"),
         "no temporary path in the error: {}",
@@ -749,16 +444,11 @@ fn preserve_acl(f: &Fixture) {
     let report = env.path("report");
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://acls",
-            "--sse",
             "sse-s3",
-            "--preserve-acl",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--preserve-acl", "--report", report.to_str().unwrap()],
+        ),
     );
     assert_eq!(grants(f), before, "the ACL is the same after the copy");
     let rows = report_rows(&report);
@@ -777,10 +467,7 @@ fn verify_lists_what_is_not_compliant(f: &Fixture) {
         f.put("verify", k, k.as_bytes(), Mode::NotSse, "");
     }
     let env = Env::new();
-    f.reseal_ok(
-        &env,
-        &["run", "--from-listing", "s3://verify", "--sse", "sse-s3"],
-    );
+    f.reseal_ok(&env, &run_listing("s3://verify", "sse-s3", &[]));
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     f.reseal_ok(&env, &["verify", &id]);
     // Someone writes b.txt again without encryption headers (where the server then
@@ -793,13 +480,9 @@ fn verify_lists_what_is_not_compliant(f: &Fixture) {
     f.put("verify", "b", b"b again", again, "");
     let run = f.reseal(&env, &["verify", &id]);
     if f.server.caps.sse {
-        assert_eq!(run.code, 1, "{}", run.stderr);
+        run.exits(1);
         assert!(run.stdout.trim().starts_with(shown), "{}", run.stdout);
-        assert!(
-            run.stderr.contains("3 objects checked, 2 compliant, 1 not"),
-            "{}",
-            run.stderr
-        );
+        run.says("3 objects checked, 2 compliant, 1 not");
     }
 }
 
@@ -817,52 +500,16 @@ fn moto_bad_options_are_refused() {
     let env = Env::new();
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://bad",
-            "--sse",
-            "sse-kms:k",
-            "--method",
-            "update",
-        ],
+        &run_listing("s3://bad", "sse-kms:k", &["--method", "update"]),
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("--method update needs Amazon S3"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("--method update needs Amazon S3");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://bad",
-            "--sse",
-            "sse-s3",
-            "--multipart-threshold",
-            "6GiB",
-        ],
+        &run_listing("s3://bad", "sse-s3", &["--multipart-threshold", "6GiB"]),
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("at most 5GiB"), "{}", run.stderr);
-    let run = f.reseal(
-        &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://no-such-bucket",
-            "--sse",
-            "sse-s3",
-        ],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("s3://no-such-bucket/: NoSuchBucket"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("at most 5GiB");
+    let run = f.reseal(&env, &run_listing("s3://no-such-bucket", "sse-s3", &[]));
+    run.exits(2).says("s3://no-such-bucket/: NoSuchBucket");
     let run = f.reseal(
         &env,
         &[
@@ -873,12 +520,7 @@ fn moto_bad_options_are_refused() {
             "sse-s3",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("s3://bad/missing.csv: NoSuchKey"),
-        "{}",
-        run.stderr
-    );
+    run.exits(2).says("s3://bad/missing.csv: NoSuchKey");
     assert_eq!(f.get("bad", "a"), b"a");
     assert!(f.head("bad", "a").server_side_encryption().is_none());
     // Refused options left no job behind; a missing manifest left a Failed job, none Ready.
@@ -911,51 +553,13 @@ fn serve_verify_lists_what_is_not_compliant() {
     verify_lists_what_is_not_compliant(&Fixture::new(S3Server::reseal_serve()));
 }
 
-/// An SSE-C key as the SDK wants it: base64 of the key and of its MD5.
-fn ssec_headers(key: &[u8; 32]) -> (String, String) {
-    use base64::Engine as _;
-    use md5::{Digest, Md5};
-    let b64 = base64::engine::general_purpose::STANDARD;
-    (b64.encode(key), b64.encode(Md5::digest(key)))
-}
-
-fn put_ssec(f: &Fixture, bucket: &str, key: &str, body: &[u8], customer: &[u8; 32]) {
-    let (k, md5) = ssec_headers(customer);
-    f.rt.block_on(
-        f.client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body.to_vec()))
-            .metadata("owner", "team-c")
-            .tagging("project=reseal")
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(k)
-            .sse_customer_key_md5(md5)
-            .send(),
+/// `--sse sse-c:@NEW --source-sse-c @OLD`, a key rotation with key files: the values of
+/// both options.
+fn sse_c_files(new: &Path, old: &Path) -> (String, String) {
+    (
+        format!("sse-c:@{}", new.display()),
+        format!("@{}", old.display()),
     )
-    .unwrap();
-}
-
-/// GETs an SSE-C object with `customer`; the HTTP status of a refusal.
-fn get_ssec(f: &Fixture, bucket: &str, key: &str, customer: &[u8; 32]) -> Result<Vec<u8>, u16> {
-    let (k, md5) = ssec_headers(customer);
-    f.rt.block_on(async {
-        match f
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(k)
-            .sse_customer_key_md5(md5)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.body.collect().await.unwrap().into_bytes().to_vec()),
-            Err(e) => Err(e.raw_response().map_or(0, |r| r.status().as_u16())),
-        }
-    })
 }
 
 /// SSE-C key rotation in place (`--sse sse-c:@new --source-sse-c @old`), objects already
@@ -973,32 +577,32 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
     let mut objects = Vec::new();
     for key in AWKWARD_KEYS {
         let body = body_for(key, Mode::SseS3);
-        put_ssec(&f, "ssec", key, &body, &old);
+        f.put_ssec("ssec", key, &body, &old);
         objects.push((key.to_owned(), body));
     }
-    put_ssec(&f, "ssec", "already-new", b"already", &new);
+    f.put_ssec("ssec", "already-new", b"already", &new);
     f.put("ssec", "plain", b"plain", Mode::NotSse, "");
     f.put("ssec", "s3", b"s3", Mode::SseS3, "");
 
     // A wrong source key: the old-key objects fail with AccessDenied, nothing changes.
     // Logged at trace, where the SDK would show request headers: no key appears.
     let report = env.path("report-wrong");
+    let (sse, source) = sse_c_files(&new_file, &wrong_file);
     let run = f.reseal_with(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://ssec",
-            "--sse",
-            &format!("sse-c:@{}", new_file.display()),
-            "--source-sse-c",
-            &format!("@{}", wrong_file.display()),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &sse,
+            &[
+                "--source-sse-c",
+                &source,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
         &[("RESEAL_LOG", "trace")],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     assert!(run.stderr.contains("TRACE"), "logged at trace");
     {
         use base64::Engine as _;
@@ -1018,29 +622,29 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
         );
     }
     for (key, body) in &objects {
-        assert_eq!(get_ssec(&f, "ssec", key, &old).as_ref(), Ok(body), "{key}");
+        assert_eq!(f.get_ssec("ssec", key, &old).as_ref(), Ok(body), "{key}");
     }
 
     // The right keys: every object ends on the new key.
     let env = Env::new();
     let report = env.path("report");
+    let (sse, source) = sse_c_files(&new_file, &old_file);
     f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://ssec",
-            "--sse",
-            &format!("sse-c:@{}", new_file.display()),
-            "--source-sse-c",
-            &format!("@{}", old_file.display()),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &sse,
+            &[
+                "--source-sse-c",
+                &source,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
     );
     for (key, body) in &objects {
-        assert_eq!(get_ssec(&f, "ssec", key, &new).as_ref(), Ok(body), "{key}");
-        assert_eq!(get_ssec(&f, "ssec", key, &old), Err(403), "{key}: old key");
+        assert_eq!(f.get_ssec("ssec", key, &new).as_ref(), Ok(body), "{key}");
+        assert_eq!(f.get_ssec("ssec", key, &old), Err(403), "{key}: old key");
         let tags = f.tags("ssec", key);
         assert_eq!(tags.get("project").map(String::as_str), Some("reseal"));
     }
@@ -1049,11 +653,7 @@ fn serve_sse_c_key_rotation_and_wrong_keys() {
         ("s3", b"s3"),
         ("already-new", b"already"),
     ] {
-        assert_eq!(
-            get_ssec(&f, "ssec", key, &new).as_deref(),
-            Ok(body),
-            "{key}"
-        );
+        assert_eq!(f.get_ssec("ssec", key, &new).as_deref(), Ok(body), "{key}");
     }
     let rows = report_rows(&report);
     let already = rows.iter().find(|r| r[1] == "already-new").unwrap();
@@ -1078,7 +678,7 @@ fn an_unreachable_endpoint_fails_with_one_readable_line() {
     let vars = common::s3::aws_env();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for args in [
-        &["run", "--from-listing", "s3://bucket1/", "--sse", "sse-s3"][..],
+        &run_listing("s3://bucket1/", "sse-s3", &[])[..],
         &[
             "job",
             "create",
@@ -1127,7 +727,7 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
         let old_file = env.write("old.key", &old);
         let new_file = env.write("new.key", &new);
         f.bucket("logs");
-        put_ssec(&f, "logs", "a b.txt", b"secret bytes", &old);
+        f.put_ssec("logs", "a b.txt", b"secret bytes", &old);
         f.put("logs", "plain", b"plain", Mode::NotSse, "");
         let logged = |run: &common::Run, what: &str| {
             assert!(
@@ -1136,20 +736,13 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
                 "{what}: the client's {client_filter} log shows its requests"
             );
         };
+        let (sse, source) = sse_c_files(&new_file, &old_file);
         let run = f.reseal_with(
             &env,
-            &[
-                "run",
-                "--from-listing",
-                "s3://logs",
-                "--sse",
-                &format!("sse-c:@{}", new_file.display()),
-                "--source-sse-c",
-                &format!("@{}", old_file.display()),
-            ],
+            &run_listing("s3://logs", &sse, &["--source-sse-c", &source]),
             &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
         );
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.exits(0);
         logged(&run, "run");
         let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
         let verify = f.reseal_with(
@@ -1157,7 +750,7 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
             &["verify", &id],
             &[("RESEAL_LOG", client_filter), ("AWS_SESSION_TOKEN", TOKEN)],
         );
-        assert_eq!(verify.code, 0, "{}", verify.stderr);
+        verify.exits(0);
         logged(&verify, "verify");
         let server_log = f.server.log();
         assert!(
@@ -1196,7 +789,7 @@ fn serve_logs_carry_no_secret_whatever_the_filter() {
             assert!(log.contains("[REDACTED]"), "{what}: something was redacted");
         }
         assert_eq!(
-            get_ssec(&f, "logs", "a b.txt", &new).as_deref(),
+            f.get_ssec("logs", "a b.txt", &new).as_deref(),
             Ok(&b"secret bytes"[..])
         );
     }
@@ -1217,17 +810,13 @@ fn serve_kms_keys_are_checked() {
     let report = env.path("unknown");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://kms",
-            "--sse",
             "sse-kms:11111111-2222-3333-4444-555555555555",
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--report", report.to_str().unwrap()],
+        ),
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     for row in report_rows(&report) {
         assert_eq!(row[3], "failed", "{row:?}");
         assert_eq!(row[5], "KMS.NotFoundException", "{row:?}");
@@ -1238,17 +827,13 @@ fn serve_kms_keys_are_checked() {
     let report = env.path("disabled");
     let run = f.reseal(
         &env,
-        &[
-            "run",
-            "--from-listing",
+        &run_listing(
             "s3://kms",
-            "--sse",
             &format!("sse-kms:{key}"),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+            &["--report", report.to_str().unwrap()],
+        ),
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.exits(1);
     for row in report_rows(&report) {
         assert_eq!(row[5], "KMS.DisabledException", "{row:?}");
     }
@@ -1267,13 +852,7 @@ fn serve_kms_keys_are_checked() {
     let alias_env = Env::new();
     f.reseal_ok(
         &alias_env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://kms",
-            "--sse",
-            "sse-kms:alias/billing",
-        ],
+        &run_listing("s3://kms", "sse-kms:alias/billing", &[]),
     );
     // The job keeps the alias's key ARN that the first write showed, so that verify can
     // compare what HEAD reports.
@@ -1295,15 +874,9 @@ fn serve_kms_keys_are_checked() {
     let env = Env::new();
     let run = f.reseal_ok(
         &env,
-        &[
-            "run",
-            "--from-listing",
-            "s3://kms",
-            "--sse",
-            &format!("sse-kms:{billing}"),
-        ],
+        &run_listing("s3://kms", &format!("sse-kms:{billing}"), &[]),
     );
-    assert!(run.stderr.contains("2 skipped, 0 failed"), "{}", run.stderr);
+    run.says("2 skipped, 0 failed");
     let id = env.jobs()[0]["id"].as_str().unwrap().to_owned();
     f.reseal_ok(&env, &["verify", &id]);
 }

@@ -78,7 +78,7 @@ impl Store {
 
     fn head(&self, key: &str) -> serde_json::Value {
         let r = self.store_cmd("head", &["bkt", key, "--output", "json"]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.exits(0);
         serde_json::from_str(&r.stdout).unwrap()
     }
 }
@@ -142,7 +142,7 @@ fn put_get_head_ls_rm_in_every_mode() {
         &["store", "put", "--store", &s.dir, "bkt", "stdin-object"],
         Some(b"from stdin"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.exits(0);
     assert_eq!(s.head("stdin-object")["encryption"], "SSE-S3");
 
     let ls: Vec<serde_json::Value> =
@@ -153,11 +153,7 @@ fn put_get_head_ls_rm_in_every_mode() {
         &["bkt", "c", "-o", s.env.path("x").to_str().unwrap()],
     );
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("bkt/c is encrypted with SSE-C"),
-        "{}",
-        r.stderr
-    );
+    r.says("bkt/c is encrypted with SSE-C");
     assert!(
         !s.env.path("x").exists(),
         "a failed get leaves no output file"
@@ -168,12 +164,12 @@ fn put_get_head_ls_rm_in_every_mode() {
         &["bkt", "c", "--sse-c", &format!("@{}", wrong.display())],
     );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("access denied"), "{}", r.stderr);
+    r.says("access denied");
 
     assert_eq!(s.store_cmd("rm", &["bkt", "plain"]).code, 0);
     let r = s.store_cmd("head", &["bkt", "plain"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("no object bkt/plain"), "{}", r.stderr);
+    r.says("no object bkt/plain");
 }
 
 #[test]
@@ -190,12 +186,12 @@ fn reencrypt_in_place_from_the_command_line() {
         &["bkt", "o", "--sse", "sse-kms", "--if-match", "0000"],
     );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("precondition failed"), "{}", r.stderr);
+    r.says("precondition failed");
     let r = s.store_cmd(
         "reencrypt",
         &["bkt", "o", "--sse", "sse-kms", "--if-match", &etag],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.exits(0);
     assert_eq!(s.head("o")["encryption"], "SSE-KMS");
     assert_eq!(s.get_bytes("o", &[]), body(300_000));
 }
@@ -303,9 +299,9 @@ fn keys_create_disable_enable_rotate_and_audit() {
         "--description",
         "billing data",
     ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.exits(0);
     let list = keys(&["list", "--output", "json"]);
-    assert_eq!(list.code, 0, "{}", list.stderr);
+    list.exits(0);
     let list: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap();
     assert_eq!(list.len(), 2, "the default key and the new one");
     let file = s.env.write("in.bin", b"hello");
@@ -326,10 +322,10 @@ fn keys_create_disable_enable_rotate_and_audit() {
     assert_eq!(keys(&["disable", "alias/billing"]).code, 0);
     let r = put("b");
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("disabled"), "{}", r.stderr);
+    r.says("disabled");
     let r = s.store_cmd("get", &["bkt", "a"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("disabled"), "{}", r.stderr);
+    r.says("disabled");
 
     assert_eq!(keys(&["enable", "billing"]).code, 0);
     assert_eq!(keys(&["rotate", "billing"]).code, 0);
@@ -346,7 +342,7 @@ fn keys_create_disable_enable_rotate_and_audit() {
     assert_eq!(s.head("s3")["key_version"], 2);
 
     let audit = keys(&["audit", "--key", "billing", "--output", "json"]);
-    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    audit.exits(0);
     let records: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
     let ops: Vec<&str> = records
         .iter()
@@ -400,7 +396,7 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
         let mut args = args.clone();
         args.splice(0..0, ["--log-format", "json"]);
         let r = s.run(&args, None);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.exits(0);
         outputs.push_str(&r.stderr);
     }
     let sse_c = format!("sse-c:{ssec}");
@@ -579,7 +575,7 @@ fn get_into_a_pipe_writes_to_it_instead_of_replacing_it() {
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
     let r = s.store_cmd("get", &["bkt", "o", "-o", fifo.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.exits(0);
     assert_eq!(reader.join().unwrap(), body(70_000));
     use std::os::unix::fs::FileTypeExt;
     assert!(
@@ -608,10 +604,5 @@ fn the_store_option_goes_before_or_after_the_subcommand() {
         assert!(keys.contains(id), "{id} in {keys}");
     }
     let none = s.run(&["keys", "list"], None);
-    assert_eq!(none.code, 2, "{}", none.stderr);
-    assert!(
-        none.stderr.contains("give --store DIR or set RESEAL_STORE"),
-        "{}",
-        none.stderr
-    );
+    none.exits(2).says("give --store DIR or set RESEAL_STORE");
 }

@@ -1,8 +1,11 @@
 //! Helpers for integration tests: run the real `reseal` binary in a temporary folder.
 #![allow(dead_code)]
 
+pub mod local;
 pub mod proxy;
 pub mod s3;
+pub mod s3_fixture;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,54 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code; a mismatch shows what the command said.
+    #[track_caller]
+    pub fn exits(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts that the command said `text` on stderr.
+    #[track_caller]
+    pub fn says(&self, text: &str) -> &Run {
+        assert!(
+            self.stderr.contains(text),
+            "{text:?} not in:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The arguments of `job create --manifest MANIFEST --sse SSE`, then `extra`.
+pub fn job_create<'a>(manifest: &'a Path, sse: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "job",
+        "create",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--sse",
+        sse,
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 impl Env {
@@ -42,19 +93,15 @@ impl Env {
     }
 
     pub fn reseal_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let output: Output = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        Command::new(env!("CARGO_BIN_EXE_reseal"))
             .arg("--db")
             .arg(self.db())
             .args(args)
             .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .output()
-            .expect("the reseal binary runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .expect("the reseal binary runs")
+            .into()
     }
 
     /// Runs reseal and expects exit 0; returns stdout.
@@ -66,6 +113,27 @@ impl Env {
             run.stdout, run.stderr
         );
         run.stdout
+    }
+
+    /// `job create`, which must succeed; returns the job's id.
+    pub fn create_job(&self, manifest: &Path, sse: &str, extra: &[&str]) -> String {
+        self.ok(&job_create(manifest, sse, extra)).trim().to_owned()
+    }
+
+    /// `job create --sse sse-s3` of a manifest that must be refused as bad input: exit 2,
+    /// no id on stdout, and an error that says each of `expected`.
+    pub fn create_refused(&self, manifest: &Path, extra: &[&str], expected: &[&str]) -> Run {
+        let run = self.reseal(&job_create(manifest, "sse-s3", extra));
+        assert_eq!(run.code, 2, "{manifest:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{manifest:?}: no id on stdout");
+        for e in expected {
+            assert!(
+                run.stderr.contains(e),
+                "{manifest:?}: {e:?} not in {}",
+                run.stderr
+            );
+        }
+        run
     }
 
     pub fn describe(&self, id: &str) -> serde_json::Value {
@@ -109,6 +177,19 @@ impl Env {
         );
         self.write("inv/bkt/cfg/2026-01-01T00-00Z/manifest.json", &text)
     }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+/// Sends `sig` to a process this test started.
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped yet.
+    let rc = unsafe { kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
 }
 
 pub fn gz(text: &str) -> Vec<u8> {

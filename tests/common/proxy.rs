@@ -470,46 +470,34 @@ fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
         }
     };
 
+    const INTERNAL: &str = "We encountered an internal error. Please try again.";
     let head_only = method == "HEAD";
-    match fault {
-        Some(Fault::SlowDown) => {
-            drain_body(&mut client, length.unwrap_or(0), rest.len())?;
-            client.write_all(&error_answer(
-                "503 Slow Down",
-                "SlowDown",
-                "Please reduce your request rate.",
-                n,
-                head_only,
-            ))?;
-            return Ok(());
-        }
-        Some(Fault::InternalError) => {
-            drain_body(&mut client, length.unwrap_or(0), rest.len())?;
-            client.write_all(&error_answer(
-                "500 Internal Server Error",
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-                n,
-                head_only,
-            ))?;
-            return Ok(());
-        }
-        Some(Fault::CopyError200) => {
-            drain_body(&mut client, length.unwrap_or(0), rest.len())?;
-            client.write_all(&error_answer(
-                "200 OK",
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-                n,
-                false,
-            ))?;
-            return Ok(());
-        }
+    // The proxy's own answer: status line, S3 error code and message, whether it has no
+    // body (an answer to HEAD; a CopyObject's 200 always has one).
+    let answer = match fault {
+        Some(Fault::SlowDown) => Some((
+            "503 Slow Down",
+            "SlowDown",
+            "Please reduce your request rate.",
+            head_only,
+        )),
+        Some(Fault::InternalError) => Some((
+            "500 Internal Server Error",
+            "InternalError",
+            INTERNAL,
+            head_only,
+        )),
+        Some(Fault::CopyError200) => Some(("200 OK", "InternalError", INTERNAL, false)),
         Some(Fault::Dropped) => {
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
-        Some(Fault::LostResponse) | None => {}
+        Some(Fault::LostResponse) | None => None,
+    };
+    if let Some((status, code, message, head_only)) = answer {
+        drain_body(&mut client, length.unwrap_or(0), rest.len())?;
+        client.write_all(&error_answer(status, code, message, n, head_only))?;
+        return Ok(());
     }
 
     if let Some(hook) = hook {

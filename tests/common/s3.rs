@@ -72,6 +72,21 @@ impl ResealStore {
     }
 }
 
+impl ResealStore {
+    /// The store, opened through the library (beside the server that has it open).
+    pub fn open(&self) -> reseal::store::Store {
+        let master = reseal::crypto::MasterKey::from_base64(&self.master_key).unwrap();
+        reseal::store::Store::open(&self.dir, master).unwrap()
+    }
+
+    /// An object's state as the store keeps it: size, ETag, encryption, data file.
+    pub fn head(&self, bucket: &str, key: &str) -> reseal::store::ObjectMeta {
+        self.open()
+            .head(bucket, key)
+            .unwrap_or_else(|e| panic!("{bucket}/{key}: {e}"))
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -308,6 +323,72 @@ impl S3Server {
     }
 }
 
+/// An SSE-C key as its three headers want it: base64 of the key and of its MD5 (the Rust
+/// SDK computes neither).
+pub struct Ssec {
+    pub key: String,
+    pub md5: String,
+}
+
+impl Ssec {
+    pub fn new(key: &[u8; 32]) -> Ssec {
+        use base64::Engine as _;
+        use md5::{Digest, Md5};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ssec {
+            key: b64.encode(key),
+            md5: b64.encode(Md5::digest(key)),
+        }
+    }
+}
+
+/// The SSE-C headers of an SDK request, for the object it writes or reads.
+pub trait WithSsec {
+    fn sse_c(self, k: &Ssec) -> Self;
+}
+
+/// The SSE-C headers of an SDK request that copies, for the object it copies from.
+pub trait WithSourceSsec {
+    fn source_sse_c(self, k: &Ssec) -> Self;
+}
+
+macro_rules! with_ssec {
+    ($($builder:ty),+) => {$(
+        impl WithSsec for $builder {
+            fn sse_c(self, k: &Ssec) -> Self {
+                self.sse_customer_algorithm("AES256")
+                    .sse_customer_key(&k.key)
+                    .sse_customer_key_md5(&k.md5)
+            }
+        }
+    )+};
+}
+
+macro_rules! with_source_ssec {
+    ($($builder:ty),+) => {$(
+        impl WithSourceSsec for $builder {
+            fn source_sse_c(self, k: &Ssec) -> Self {
+                self.copy_source_sse_customer_algorithm("AES256")
+                    .copy_source_sse_customer_key(&k.key)
+                    .copy_source_sse_customer_key_md5(&k.md5)
+            }
+        }
+    )+};
+}
+
+with_ssec!(
+    aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
+    aws_sdk_s3::operation::head_object::builders::HeadObjectFluentBuilder,
+    aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
+    aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
+    aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder
+);
+with_source_ssec!(
+    aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
+    aws_sdk_s3::operation::upload_part_copy::builders::UploadPartCopyFluentBuilder
+);
+
 /// Static credentials and a region; the SDK never probes instance metadata.
 pub fn aws_env() -> Vec<(&'static str, String)> {
     vec![
@@ -321,7 +402,13 @@ pub fn aws_env() -> Vec<(&'static str, String)> {
 
 /// An SDK client for test setup and checks (path-style, static credentials).
 pub fn client_for(endpoint: &str) -> Client {
-    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    client_with_secret(endpoint, SECRET_KEY)
+}
+
+/// [`client_for`] signing with `secret` (another secret than the server's: every request
+/// is refused).
+pub fn client_with_secret(endpoint: &str, secret: &str) -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, secret, None, None, "test");
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(REGION))

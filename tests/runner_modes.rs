@@ -1,0 +1,168 @@
+//! Every encryption mode of the local store to every other, through the real binary and
+//! a real SQLite job store: the object already in the wanted mode is left alone, every
+//! other keeps its bytes, ETag, content type, metadata and tags, and an SSE-C object
+//! re-encrypted to a new key no longer opens with the old one.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::local::{Counts, KEY_A, KEY_B, Obj, Sse, Want, World, body, job_id_from, key_md5_b64};
+use common::md5_hex;
+
+/// One wanted encryption of the modes test.
+struct TargetCase {
+    name: &'static str,
+    spec: String,
+    want: Want,
+}
+
+#[test]
+fn every_source_mode_to_every_target_mode() {
+    let w = World::new();
+    let other_id = w
+        .ok(&["keys", "--store", w.s(), "create", "--alias", "other"])
+        .trim()
+        .to_owned();
+    let default_id = w.kms_id("alias/aws/s3");
+    assert_eq!(w.kms_id("alias/other"), other_id);
+    // Key A as 32 raw bytes, key B as base64 text: both forms of a key file.
+    let a = w.env.write("a.key", &KEY_A);
+    let b = w.env.write("b.key", B64.encode(KEY_B).as_bytes());
+    let a_spec = format!("sse-c:@{}", a.display());
+    let b_spec = format!("sse-c:@{}", b.display());
+
+    let sources: Vec<(&str, String)> = vec![
+        ("none", "none".into()),
+        ("sse-s3", "sse-s3".into()),
+        ("sse-kms", "sse-kms".into()),
+        ("dsse-kms", "dsse-kms:alias/aws/s3".into()),
+        ("sse-c-a", a_spec.clone()),
+    ];
+    let case = |name, spec: &str, mode, kms_key_id: Option<&String>, customer| TargetCase {
+        name,
+        spec: spec.to_owned(),
+        want: Want {
+            mode,
+            kms_key_id: kms_key_id.cloned(),
+            customer,
+        },
+    };
+    let targets = [
+        case("sse-s3", "sse-s3", "SSE-S3", None, None),
+        case("sse-kms", "sse-kms", "SSE-KMS", Some(&default_id), None),
+        case(
+            "kms-other",
+            "sse-kms:alias/other",
+            "SSE-KMS",
+            Some(&other_id),
+            None,
+        ),
+        case(
+            "dsse-kms",
+            "dsse-kms:alias/aws/s3",
+            "DSSE-KMS",
+            Some(&default_id),
+            None,
+        ),
+        case("sse-c-b", &b_spec, "SSE-C", None, Some(KEY_B)),
+    ];
+    // Empty, one byte, part of a segment, exactly one segment (256 KiB), three segments.
+    const SIZES: [usize; 5] = [0, 1, 70_001, 262_144, 600_001];
+
+    for (ti, t) in targets.iter().enumerate() {
+        let (target, spec) = (t.name, &t.spec);
+        let (mode, kms, customer) = (t.want.mode, &t.want.kms_key_id, &t.want.customer);
+        // The one object already as the job wants it: among the sources, or added.
+        let compliant_spec = spec;
+        let mut objs = Vec::new();
+        let mut all_sources = sources.clone();
+        if !sources.iter().any(|(_, s)| s == compliant_spec) {
+            all_sources.push(("already", compliant_spec.clone()));
+        }
+        for (si, (source, source_spec)) in all_sources.iter().enumerate() {
+            let o = Obj::new(
+                si,
+                format!("to {target}/from {source}/objet é+{si}.bin"),
+                body((ti * 10 + si) as u64, SIZES[(si + ti) % SIZES.len()]),
+                Sse::None,
+            );
+            w.put_cli(&o, source_spec);
+            objs.push((o, source_spec == compliant_spec));
+        }
+        let compliant: Vec<&Obj> = objs.iter().filter(|(_, c)| *c).map(|(o, _)| o).collect();
+        assert_eq!(compliant.len(), 1, "{target}");
+        let before = w.head(&compliant[0].key);
+
+        let manifest = w.manifest(
+            &format!("{target}.csv"),
+            objs.iter().map(|(o, _)| o.key.as_str()),
+        );
+        let r = w.run(&[
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--sse",
+            spec,
+            "--store",
+            w.s(),
+            "--source-sse-c",
+            &format!("@{}", a.display()),
+            "--description",
+            &format!("to {target}"),
+        ]);
+        assert_eq!(r.code, 0, "to {target}:\n{}", r.stderr);
+        let id = job_id_from(&r.stderr);
+        r.says(&format!("job {id}: Complete"));
+        let n = objs.len() as u64;
+        assert_eq!(
+            w.counts(&id),
+            Counts {
+                total: n,
+                succeeded: n - 1,
+                skipped: 1,
+                ..Counts::default()
+            },
+            "to {target}"
+        );
+        assert_eq!(w.status(&id), "Complete");
+
+        let key_file = customer.map(|_| b.as_path());
+        for (o, is_compliant) in &objs {
+            let head = w.head(&o.key);
+            let what = format!("{} to {target}", o.key);
+            assert_eq!(head["encryption"], mode, "{what}");
+            assert_eq!(head["kms_key_id"].as_str(), kms.as_deref(), "{what}");
+            assert_eq!(
+                head["sse_customer_key_md5"].as_str(),
+                customer.as_ref().map(key_md5_b64).as_deref(),
+                "{what}"
+            );
+            assert_eq!(head["etag"], md5_hex(&o.body), "{what}");
+            assert_eq!(head["size"], o.body.len(), "{what}");
+            assert_eq!(head["content_type"], o.content_type, "{what}");
+            assert_eq!(head["metadata"], serde_json::json!(o.metadata), "{what}");
+            assert_eq!(head["tags"], serde_json::json!(o.tags), "{what}");
+            if *is_compliant {
+                assert_eq!(
+                    head, before,
+                    "{what}: an object already compliant is left alone"
+                );
+            }
+            let got = w
+                .get(&o.key, key_file)
+                .unwrap_or_else(|r| panic!("{what}: {}", r.stderr));
+            assert!(got == o.body, "{what}: the bytes changed");
+        }
+        if customer.is_some() {
+            // The object from key A now opens with key B only.
+            let o = &objs[4].0;
+            let r = w.get(&o.key, Some(&a)).unwrap_err();
+            assert_eq!(r.code, 2);
+            r.says("access denied");
+            let r = w.get(&o.key, None).unwrap_err();
+            assert_eq!(r.code, 2);
+            r.says("SSE-C");
+        }
+    }
+}

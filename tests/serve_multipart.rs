@@ -1,0 +1,156 @@
+//! Multipart uploads on `reseal serve`: parts under SSE-C, S3's ETag of the parts'
+//! MD5s, UploadPartCopy between encryption modes, and aborts that leave nothing.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use common::s3::{S3Server, Ssec, WithSourceSsec, WithSsec, rt};
+use common::serve::{assert_refused, body};
+use md5::{Digest, Md5};
+
+#[test]
+fn multipart_uploads_are_encrypted_with_s3_etags() {
+    let server = S3Server::reseal_serve();
+    let c = server.client();
+    let rt = rt();
+    let k = Ssec::new(&[4; 32]);
+    let create = |key: &str| c.create_multipart_upload().bucket("mpu").key(key);
+    let part = |key: &str, id: &str, n: i32| {
+        c.upload_part()
+            .bucket("mpu")
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+    };
+    let complete = |key: &str, id: &str, parts: Vec<CompletedPart>| {
+        c.complete_multipart_upload()
+            .bucket("mpu")
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+    };
+    let list_parts = |key: &str, id: &str| c.list_parts().bucket("mpu").key(key).upload_id(id);
+    let uploads = || c.list_multipart_uploads().bucket("mpu");
+    let get = |key: &str| c.get_object().bucket("mpu").key(key);
+    rt.block_on(async {
+        c.create_bucket().bucket("mpu").send().await.unwrap();
+        let parts = [
+            body(5 * 1024 * 1024, 1),
+            body(5 * 1024 * 1024 + 11, 2),
+            body(777, 3),
+        ];
+        let created = create("big")
+            .content_type("text/x-big")
+            .sse_c(&k)
+            .send()
+            .await
+            .unwrap();
+        let id = created.upload_id().unwrap().to_owned();
+        assert_eq!(created.sse_customer_key_md5(), Some(k.md5.as_str()));
+        // A part without the upload's key is refused.
+        assert_refused!(
+            part("big", &id, 1)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await,
+            400
+        );
+        let mut completed = Vec::new();
+        let mut md5s = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let out = part("big", &id, i as i32 + 1)
+                .body(ByteStream::from(p.clone()))
+                .sse_c(&k)
+                .send()
+                .await
+                .unwrap();
+            md5s.extend_from_slice(&Md5::digest(p));
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(i as i32 + 1)
+                    .e_tag(out.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        let listed = list_parts("big", &id).send().await.unwrap();
+        assert_eq!(listed.parts().len(), 3);
+        let pending = uploads().send().await.unwrap();
+        assert_eq!(pending.uploads()[0].upload_id(), Some(id.as_str()));
+        let done = complete("big", &id, completed).send().await.unwrap();
+        let want = format!("\"{}-3\"", common::md5_hex(&md5s));
+        assert_eq!(done.e_tag(), Some(want.as_str()));
+        let whole = parts.concat();
+        let out = get("big").sse_c(&k).send().await.unwrap();
+        assert_eq!(out.e_tag(), Some(want.as_str()));
+        assert_eq!(out.content_type(), Some("text/x-big"));
+        assert_eq!(out.body.collect().await.unwrap().into_bytes(), whole);
+        assert!(uploads().send().await.unwrap().uploads().is_empty());
+
+        // UploadPartCopy from the SSE-C object into an SSE-KMS upload, in two ranges.
+        let created = create("copied")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .send()
+            .await
+            .unwrap();
+        let id = created.upload_id().unwrap().to_owned();
+        let split = 5 * 1024 * 1024 + 100;
+        let mut completed = Vec::new();
+        for (n, range) in [
+            (1, format!("bytes=0-{}", split - 1)),
+            (2, format!("bytes={split}-{}", whole.len() - 1)),
+        ] {
+            let out = c
+                .upload_part_copy()
+                .bucket("mpu")
+                .key("copied")
+                .upload_id(&id)
+                .part_number(n)
+                .copy_source("mpu/big")
+                .copy_source_range(range)
+                .source_sse_c(&k)
+                .send()
+                .await
+                .unwrap();
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(out.copy_part_result().unwrap().e_tag().unwrap())
+                    .build(),
+            );
+        }
+        complete("copied", &id, completed).send().await.unwrap();
+        let out = get("copied").send().await.unwrap();
+        assert_eq!(
+            out.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms)
+        );
+        assert!(out.e_tag().unwrap().ends_with("-2\""));
+        assert_eq!(out.body.collect().await.unwrap().into_bytes(), whole);
+
+        // An aborted upload leaves nothing.
+        let created = create("aborted").send().await.unwrap();
+        let id = created.upload_id().unwrap().to_owned();
+        part("aborted", &id, 1)
+            .body(ByteStream::from_static(b"part"))
+            .send()
+            .await
+            .unwrap();
+        c.abort_multipart_upload()
+            .bucket("mpu")
+            .key("aborted")
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert_refused!(list_parts("aborted", &id).send().await, "NoSuchUpload", 404);
+        assert_refused!(
+            c.head_object().bucket("mpu").key("aborted").send().await,
+            404
+        );
+    });
+}
