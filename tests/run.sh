@@ -16,6 +16,11 @@ if [ ! -x .venv/bin/moto_server ]; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet 'moto[server]>=5.2,<5.3'
 fi
+# pyarrow writes the Parquet and ORC inventories that tests/columnar_manifests.rs reads.
+if ! .venv/bin/python -c 'import pyarrow.orc, pyarrow.parquet' 2> /dev/null; then
+    echo "== installing pyarrow into .venv"
+    .venv/bin/pip install --quiet pyarrow
+fi
 if [ ! -x .cache/s3s-fs/bin/s3s-fs ]; then
     # 0.14.1: later versions need a newer rustc than the project's.
     echo "== installing s3s-fs into .cache/s3s-fs"
