@@ -16,6 +16,11 @@ if [ ! -x .venv/bin/moto_server ]; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet 'moto[server]>=5.2,<5.3'
 fi
+# pyarrow writes the Parquet and ORC inventories that tests/columnar_manifests.rs reads.
+if ! .venv/bin/python -c 'import pyarrow.orc, pyarrow.parquet' 2> /dev/null; then
+    echo "== installing pyarrow into .venv"
+    .venv/bin/pip install --quiet 'pyarrow>=26,<27'
+fi
 if [ ! -x .cache/s3s-fs/bin/s3s-fs ]; then
     # 0.14.1: later versions need a newer rustc than the project's.
     echo "== installing s3s-fs into .cache/s3s-fs"
@@ -35,8 +40,20 @@ echo "== test clients for reseal serve (idempotent)"
 [ -x .venv/bin/aws ] || .venv/bin/pip install --quiet awscli
 command -v rclone > /dev/null || { apt-get update -qq && apt-get install -y -qq rclone; }
 
-echo "== cargo test"
+# PostgreSQL: a private cluster for this run (tests/postgres.sh: data under
+# .cache/postgres, a loopback port, an unprivileged server user), stopped on the way out.
+echo "== PostgreSQL for the job store tests"
+RESEAL_TEST_POSTGRES=$(tests/postgres.sh start)
+export RESEAL_TEST_POSTGRES
+trap 'tests/postgres.sh stop' EXIT
+
+echo "== cargo test (job store: SQLite; tests/fleet.rs on PostgreSQL)"
 cargo test --locked
+
+# One suite, two stores: every job and runner test again, on PostgreSQL.
+echo "== cargo test (job store: PostgreSQL)"
+RESEAL_TEST_STORE=postgres cargo test --locked --test job_cli --test manifest_limits \
+    --test columnar_manifests --test 'runner_*'
 
 echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
 cargo test --locked --features aws-lc --lib crypto

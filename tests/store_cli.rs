@@ -481,8 +481,7 @@ fn no_key_bytes_reach_any_output_even_at_trace_level() {
             }
         }
     }
-    files.push(std::fs::read(s.env.db()).unwrap());
-    files.push(std::fs::read(s.env.path("jobs.db-wal")).unwrap_or_default());
+    files.push(s.env.db_contents());
     for secret in [MASTER, customer, second] {
         let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         for form in [B64.encode(secret), hex.clone(), hex.to_uppercase()] {

@@ -1,6 +1,7 @@
-//! S3 Inventory reports: `manifest.json` (with its sibling `manifest.checksum`) and the
-//! gzip CSV data files it lists, found where a user who copied the inventory prefix to
-//! disk has them.
+//! S3 Inventory reports: `manifest.json` (with its sibling `manifest.checksum`) and the data
+//! files it lists, found where a user who copied the inventory prefix to disk has them. Owns
+//! the checks every format shares (checksums, `fileSchema`, required columns) and reads the
+//! gzip CSV data files; Parquet and ORC data files are read by `parquet.rs` and `orc.rs`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     Column, Entry, LineCounter, ManifestError, ManifestFormat, ManifestSummary, Md5Reader, Row,
-    RowKind, hex, next_record, object_key,
+    RowKind, columnar, hex, next_record, object_key,
 };
 use crate::sse::SseMode;
 
@@ -36,7 +37,61 @@ struct FileJson {
     md5_checksum: String,
 }
 
-/// Where each column is in a data file's rows.
+/// How an inventory's data files are written: its manifest.json's `fileFormat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileFormat {
+    Csv,
+    Parquet,
+    Orc,
+}
+
+impl FileFormat {
+    fn parse(file_format: &str) -> Result<FileFormat, String> {
+        [FileFormat::Csv, FileFormat::Parquet, FileFormat::Orc]
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(file_format.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "fileFormat is {file_format:?}: S3 Inventory writes CSV, ORC or Parquet, and \
+                     reseal reads those three"
+                )
+            })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "CSV",
+            FileFormat::Parquet => "Parquet",
+            FileFormat::Orc => "ORC",
+        }
+    }
+
+    fn manifest_format(self) -> ManifestFormat {
+        match self {
+            FileFormat::Csv => ManifestFormat::Inventory,
+            FileFormat::Parquet => ManifestFormat::InventoryParquet,
+            FileFormat::Orc => ManifestFormat::InventoryOrc,
+        }
+    }
+
+    /// A column's name as this format's `fileSchema` and data files spell it.
+    fn column_name(self, column: Column) -> &'static str {
+        match self {
+            FileFormat::Csv => column.name(),
+            FileFormat::Parquet | FileFormat::Orc => column.columnar_name(),
+        }
+    }
+
+    fn column(self, name: &str) -> Option<Column> {
+        match self {
+            FileFormat::Csv => Column::from_name(name),
+            FileFormat::Parquet | FileFormat::Orc => Column::from_columnar_name(name),
+        }
+    }
+}
+
+/// The columns `fileSchema` lists, and where each is in a CSV data file's rows (Parquet and
+/// ORC data files are read by column name, not position).
 #[derive(Debug, Clone)]
 struct Schema {
     width: usize,
@@ -44,9 +99,16 @@ struct Schema {
 }
 
 impl Schema {
-    fn parse(file_schema: &str) -> Result<Schema, String> {
+    fn parse(format: FileFormat, file_schema: &str) -> Result<Schema, String> {
+        let names: Vec<String> = match format {
+            FileFormat::Csv => file_schema
+                .split(',')
+                .map(|name| name.trim().to_owned())
+                .collect(),
+            FileFormat::Parquet => columnar::parquet_column_names(file_schema)?,
+            FileFormat::Orc => columnar::orc_column_names(file_schema)?,
+        };
         let mut index = [None; Column::ALL.len()];
-        let names: Vec<&str> = file_schema.split(',').map(str::trim).collect();
         for (i, name) in names.iter().enumerate() {
             if name.is_empty() {
                 return Err(format!(
@@ -54,7 +116,7 @@ impl Schema {
                     i + 1
                 ));
             }
-            if let Some(column) = Column::from_name(name) {
+            if let Some(column) = format.column(name) {
                 let slot = &mut index[column as usize];
                 if slot.is_some() {
                     return Err(format!("fileSchema names the column {name} twice"));
@@ -66,17 +128,21 @@ impl Schema {
             width: names.len(),
             index,
         };
+        let name = |c: Column| format.column_name(c);
         for required in [Column::Bucket, Column::Key] {
             if !schema.has(required) {
                 return Err(format!(
-                    "fileSchema {file_schema:?} has no {required} column; it is required"
+                    "fileSchema {file_schema:?} has no {} column; it is required",
+                    name(required)
                 ));
             }
         }
         if schema.has(Column::VersionId) && !schema.has(Column::IsLatest) {
             return Err(format!(
-                "fileSchema {file_schema:?} lists versions (VersionId) but has no IsLatest column, \
-                 so current versions cannot be told from old ones"
+                "fileSchema {file_schema:?} lists versions ({}) but has no {} column, so \
+                 current versions cannot be told from old ones",
+                name(Column::VersionId),
+                name(Column::IsLatest)
             ));
         }
         Ok(schema)
@@ -97,10 +163,28 @@ struct DataFile {
     md5: String,
 }
 
+impl DataFile {
+    /// Compares the MD5 of the file's bytes with the one manifest.json gives.
+    fn check_md5(&self, md5: &str) -> Result<(), ManifestError> {
+        if md5 == self.md5 {
+            return Ok(());
+        }
+        Err(ManifestError::invalid(
+            &self.path,
+            format!(
+                "MD5 mismatch: manifest.json says {} but the file has {md5}; the data file is \
+                 damaged or belongs to another inventory",
+                self.md5
+            ),
+        ))
+    }
+}
+
 /// An S3 Inventory report whose manifest.json passed its checks and whose data files exist.
 #[derive(Debug)]
 pub struct Inventory {
     pub summary: ManifestSummary,
+    format: FileFormat,
     schema: Schema,
     files: Vec<DataFile>,
 }
@@ -114,18 +198,10 @@ impl Inventory {
         let json: ManifestJson = serde_json::from_slice(&bytes).map_err(|e| {
             ManifestError::invalid(path, format!("not a valid S3 Inventory manifest.json: {e}"))
         })?;
-        if !json.file_format.eq_ignore_ascii_case("CSV") {
-            return Err(ManifestError::invalid(
-                path,
-                format!(
-                    "fileFormat is {:?}: only CSV inventories are accepted (set the inventory \
-                     configuration's output format to CSV)",
-                    json.file_format
-                ),
-            ));
-        }
-        let schema =
-            Schema::parse(&json.file_schema).map_err(|m| ManifestError::invalid(path, m))?;
+        let format =
+            FileFormat::parse(&json.file_format).map_err(|m| ManifestError::invalid(path, m))?;
+        let schema = Schema::parse(format, &json.file_schema)
+            .map_err(|m| ManifestError::invalid(path, m))?;
         let created = match &json.creation_timestamp {
             Some(t) => Some(t.trim().parse::<i64>().map_err(|_| {
                 ManifestError::invalid(
@@ -155,7 +231,7 @@ impl Inventory {
         }
 
         let summary = ManifestSummary {
-            format: ManifestFormat::Inventory,
+            format: format.manifest_format(),
             location: absolute(path).display().to_string(),
             md5,
             columns: schema.columns(),
@@ -166,6 +242,7 @@ impl Inventory {
         };
         Ok(Inventory {
             summary,
+            format,
             schema,
             files,
         })
@@ -182,6 +259,37 @@ impl Inventory {
     }
 
     fn read_file(
+        &self,
+        file: &DataFile,
+        sink: &mut dyn FnMut(Row) -> Result<(), ManifestError>,
+    ) -> Result<(), ManifestError> {
+        let columns = self.schema.columns();
+        let read_rows = match self.format {
+            FileFormat::Csv => return self.read_csv_file(file, sink),
+            FileFormat::Parquet => super::parquet::read_rows,
+            FileFormat::Orc => super::orc::read_rows,
+        };
+        // Parquet and ORC files are not read front to back (a footer says where each part
+        // is), so their MD5 is a pass of its own: on another thread, beside the decoding,
+        // where it takes no time from the reader's.
+        let (md5, outcome) = std::thread::scope(|scope| {
+            let md5 = scope.spawn(|| super::md5_file(&file.path));
+            let outcome = read_rows(&file.path, &columns, sink);
+            (
+                md5.join().expect("computing an MD5 does not panic"),
+                outcome,
+            )
+        });
+        if let Err(ManifestError::Stopped(_)) = outcome {
+            return outcome;
+        }
+        // As for CSV, a file that is not what manifest.json promised is reported as such,
+        // whatever its decoder made of it.
+        file.check_md5(&md5?)?;
+        outcome
+    }
+
+    fn read_csv_file(
         &self,
         file: &DataFile,
         sink: &mut dyn FnMut(Row) -> Result<(), ManifestError>,
@@ -224,16 +332,7 @@ impl Inventory {
             .into_inner()
             .finish()
             .map_err(|e| ManifestError::io(path, e))?;
-        if md5 != file.md5 {
-            return Err(ManifestError::invalid(
-                path,
-                format!(
-                    "MD5 mismatch: manifest.json says {} but the file has {md5}; the data file \
-                     is damaged or belongs to another inventory",
-                    file.md5
-                ),
-            ));
-        }
+        file.check_md5(&md5)?;
         outcome
     }
 
@@ -261,13 +360,7 @@ impl Inventory {
         let key = object_key(raw_key)?;
         let is_delete_marker = parse_bool(field(Column::IsDeleteMarker)?, Column::IsDeleteMarker)?;
         let is_latest = parse_bool(field(Column::IsLatest)?, Column::IsLatest)?;
-        let kind = if is_delete_marker == Some(true) {
-            RowKind::DeleteMarker
-        } else if is_latest == Some(false) {
-            RowKind::Noncurrent
-        } else {
-            RowKind::Current
-        };
+        let kind = RowKind::from_flags(is_delete_marker, is_latest);
         let version_id = field(Column::VersionId)?.map(|v| {
             if v.is_empty() {
                 "null".to_owned()

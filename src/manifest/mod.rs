@@ -1,13 +1,17 @@
-//! Manifests: where a job's objects come from. Reads an S3 Inventory report or a plain CSV
-//! list into a stream of [`Row`]s, checking everything that can be checked on the way
-//! (checksums, schema, encoding). Knows nothing of jobs or of the job store.
+//! Manifests: where a job's objects come from. Reads an S3 Inventory report (CSV, Parquet or
+//! ORC) or a plain CSV list into a stream of [`Row`]s, checking everything that can be
+//! checked on the way (checksums, schema, encoding). Knows nothing of jobs or of the job
+//! store.
 //!
 //! Reading streams: memory grows neither with the size of the manifest nor with the length of
 //! a line, since a record longer than [`MAX_RECORD_BYTES`] is refused as it is read.
 
+mod columnar;
 pub mod csv_list;
 pub mod filter;
 pub mod inventory;
+mod orc;
+mod parquet;
 
 use std::fmt;
 use std::io::{self, Read};
@@ -68,8 +72,30 @@ impl Column {
         }
     }
 
+    /// The column's name in Parquet and ORC inventories, which S3 writes in snake case. From
+    /// the `fileSchema` of the Parquet and ORC `manifest.json` examples in AWS's S3 User
+    /// Guide, "Locating your inventory list" (storage-inventory-location).
+    pub fn columnar_name(self) -> &'static str {
+        match self {
+            Column::Bucket => "bucket",
+            Column::Key => "key",
+            Column::VersionId => "version_id",
+            Column::IsLatest => "is_latest",
+            Column::IsDeleteMarker => "is_delete_marker",
+            Column::Size => "size",
+            Column::LastModifiedDate => "last_modified_date",
+            Column::ETag => "e_tag",
+            Column::StorageClass => "storage_class",
+            Column::EncryptionStatus => "encryption_status",
+        }
+    }
+
     fn from_name(name: &str) -> Option<Column> {
         Column::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn from_columnar_name(name: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.columnar_name() == name)
     }
 }
 
@@ -105,6 +131,20 @@ pub enum RowKind {
     DeleteMarker,
 }
 
+impl RowKind {
+    /// What an inventory row is, from its IsDeleteMarker and IsLatest values (`None` where
+    /// the inventory has no such column or the row leaves it empty).
+    fn from_flags(is_delete_marker: Option<bool>, is_latest: Option<bool>) -> RowKind {
+        if is_delete_marker == Some(true) {
+            RowKind::DeleteMarker
+        } else if is_latest == Some(false) {
+            RowKind::Noncurrent
+        } else {
+            RowKind::Current
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub kind: RowKind,
@@ -117,6 +157,10 @@ pub struct Row {
 pub enum ManifestFormat {
     /// An S3 Inventory report: `manifest.json` and its gzip CSV data files.
     Inventory,
+    /// An S3 Inventory report whose data files are Parquet.
+    InventoryParquet,
+    /// An S3 Inventory report whose data files are ORC.
+    InventoryOrc,
     /// A plain CSV list: `bucket,key[,versionId]`.
     Csv,
 }
@@ -124,7 +168,9 @@ pub enum ManifestFormat {
 impl fmt::Display for ManifestFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ManifestFormat::Inventory => "S3 Inventory report",
+            ManifestFormat::Inventory => "S3 Inventory report (CSV)",
+            ManifestFormat::InventoryParquet => "S3 Inventory report (Parquet)",
+            ManifestFormat::InventoryOrc => "S3 Inventory report (ORC)",
             ManifestFormat::Csv => "plain CSV",
         })
     }
@@ -283,13 +329,20 @@ pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// not start, rather than failing later task by task.
 pub(crate) fn object_key(raw: &str) -> Result<String, String> {
     let key = decode_key(raw).map_err(|e| format!("key {raw:?}: {e}"))?;
+    check_key_length(&key)?;
+    Ok(key)
+}
+
+/// Refuses a key longer than S3 allows (a CSV key once decoded; a Parquet or ORC key as
+/// it is).
+pub(crate) fn check_key_length(key: &str) -> Result<(), String> {
     if key.len() > MAX_KEY_BYTES {
         return Err(format!(
             "the key is {} bytes long once decoded; S3 keys are at most 1,024 bytes",
             key.len()
         ));
     }
-    Ok(key)
+    Ok(())
 }
 
 /// A CSV record that [`LineCounter`] refuses. It reaches the reader's caller inside the

@@ -192,16 +192,23 @@ fn missing_required_column_is_refused() {
 }
 
 #[test]
-fn only_csv_inventories_are_accepted() {
+fn file_formats_s3_does_not_write_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = inventory(dir.path(), "Bucket, Key", &[]);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("\"CSV\"", "\"Parquet\"");
-    std::fs::write(&path, &text).unwrap();
+    let original = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(path.with_file_name("manifest.checksum")).unwrap();
+    std::fs::write(&path, original.replace("\"CSV\"", "\"Avro\"")).unwrap();
     let text = Manifest::open(&path).unwrap_err().to_string();
-    assert!(text.contains("only CSV inventories"), "{text}");
+    assert!(text.contains("fileFormat is \"Avro\""), "{text}");
+    assert!(text.contains("CSV, ORC or Parquet"), "{text}");
+
+    // A columnar format with a CSV fileSchema: the schema is not of its format.
+    std::fs::write(&path, original.replace("\"CSV\"", "\"Parquet\"")).unwrap();
+    let text = Manifest::open(&path).unwrap_err().to_string();
+    assert!(
+        text.contains("fileSchema \"Bucket, Key\" is not a Parquet message type"),
+        "{text}"
+    );
 }
 
 #[test]

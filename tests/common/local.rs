@@ -278,7 +278,11 @@ impl Spawned {
 
 impl World {
     pub fn new() -> World {
-        let env = Env::new();
+        World::in_env(Env::new())
+    }
+
+    /// A world whose job store is `env`'s.
+    pub fn in_env(env: Env) -> World {
         let store = env.path("store");
         let test = std::thread::current().name().unwrap_or("test").to_owned();
         let w = World {

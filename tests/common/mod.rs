@@ -17,6 +17,106 @@ use md5::{Digest, Md5};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    job_store: TestJobStore,
+}
+
+/// The job store a test runs on: a SQLite file in its folder, or, when
+/// `RESEAL_TEST_STORE=postgres`, a database of its own on the PostgreSQL server at
+/// `RESEAL_TEST_POSTGRES` (tests/run.sh runs the suites both ways).
+enum TestJobStore {
+    Sqlite(PathBuf),
+    Postgres(PostgresDb),
+}
+
+/// A fresh database on the test PostgreSQL server, dropped with the value.
+pub struct PostgresDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+/// The test PostgreSQL server's URL. A test that needs it and cannot have it fails: it
+/// does not skip.
+pub fn postgres_url() -> String {
+    std::env::var("RESEAL_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "this test needs PostgreSQL: set RESEAL_TEST_POSTGRES to a server's URL \
+             (tests/run.sh starts one with tests/postgres.sh start)"
+        )
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+impl PostgresDb {
+    pub fn new() -> PostgresDb {
+        let admin = postgres_url();
+        let name = format!("reseal_test_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        });
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        PostgresDb {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+
+    /// Every row of every table, as text: what the job store holds.
+    pub fn contents(&self) -> Vec<u8> {
+        block_on(async {
+            use sqlx::{Connection, Row};
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let mut out = Vec::new();
+            for table in ["jobs", "tasks", "workers"] {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT row_to_json(t)::text FROM {table} t"
+                )))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+                for r in rows {
+                    out.extend_from_slice(r.get::<String, _>(0).as_bytes());
+                    out.push(b'\n');
+                }
+            }
+            out
+        })
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // A thread of its own: a test may drop this inside a runtime.
+        let _ = std::thread::spawn(move || {
+            block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            })
+        })
+        .join();
+    }
 }
 
 pub struct Run {
@@ -75,8 +175,21 @@ pub fn job_create<'a>(manifest: &'a Path, sse: &'a str, extra: &[&'a str]) -> Ve
 
 impl Env {
     pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let job_store = match std::env::var("RESEAL_TEST_STORE").as_deref() {
+            Ok("postgres") => TestJobStore::Postgres(PostgresDb::new()),
+            Ok("sqlite") | Err(_) => TestJobStore::Sqlite(dir.path().join("jobs.db")),
+            Ok(other) => panic!("RESEAL_TEST_STORE={other}: sqlite or postgres"),
+        };
+        Env { dir, job_store }
+    }
+
+    /// An environment whose job store is a PostgreSQL database of its own, whatever
+    /// `RESEAL_TEST_STORE` says (the fleet tests need one).
+    pub fn with_postgres() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            job_store: TestJobStore::Postgres(PostgresDb::new()),
         }
     }
 
@@ -84,8 +197,63 @@ impl Env {
         self.dir.path().join(rel)
     }
 
-    pub fn db(&self) -> PathBuf {
-        self.path("jobs.db")
+    /// What `--db` names: the SQLite file or the PostgreSQL URL.
+    pub fn db(&self) -> String {
+        match &self.job_store {
+            TestJobStore::Sqlite(path) => path.display().to_string(),
+            TestJobStore::Postgres(db) => db.url.clone(),
+        }
+    }
+
+    /// The SQLite file, when the job store is one.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match &self.job_store {
+            TestJobStore::Sqlite(path) => Some(path),
+            TestJobStore::Postgres(_) => None,
+        }
+    }
+
+    /// Marks the job store as migrated by a newer reseal (a migration this one does not
+    /// know).
+    pub fn add_future_migration(&self) {
+        block_on(async {
+            use sqlx::{Connection, Executor};
+            match &self.job_store {
+                TestJobStore::Sqlite(path) => {
+                    let url = format!("sqlite://{}", path.display());
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    c.execute(
+                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                         execution_time) VALUES (9999, 'from a newer reseal', 1, X'00', 0)",
+                    )
+                    .await
+                    .unwrap();
+                }
+                TestJobStore::Postgres(db) => {
+                    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                    c.execute(
+                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                         execution_time) VALUES (9999, 'from a newer reseal', true, '\\x00', 0)",
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+        })
+    }
+
+    /// Every byte the job store holds: the SQLite file and its WAL, or every row of a
+    /// PostgreSQL database as text.
+    pub fn db_contents(&self) -> Vec<u8> {
+        match &self.job_store {
+            TestJobStore::Sqlite(path) => {
+                let mut bytes = std::fs::read(path).unwrap();
+                let wal = path.with_extension("db-wal");
+                bytes.extend(std::fs::read(wal).unwrap_or_default());
+                bytes
+            }
+            TestJobStore::Postgres(db) => db.contents(),
+        }
     }
 
     pub fn reseal(&self, args: &[&str]) -> Run {
