@@ -22,7 +22,8 @@ use crate::crypto::CustomerKey;
 use crate::encoding;
 use crate::store::{
     ByteRange, CopyRequest, DefaultEncryption, Encryption, GetRequest, ObjectMeta, PutOptions,
-    ReadConditions, Reencrypt, ReencryptMethod, SseState, Store, StoreError, WriteCondition,
+    ReadConditions, Reencrypt, ReencryptMethod, STANDARD_STORAGE_CLASS, SseState, Store,
+    StoreError, WriteCondition,
 };
 
 /// The account id in KMS key ARNs and owners (the store has one owner).
@@ -226,15 +227,14 @@ fn http_date(t: &Timestamp) -> S3Result<String> {
     String::from_utf8(out).map_err(internal)
 }
 
-/// What S3 keeps with an object besides metadata and tags, from a request.
+/// The content headers S3 keeps with an object, from a request (the store keeps them by
+/// these names, and knows nothing of them).
 struct ContentHeaders<'a> {
     cache_control: Option<&'a str>,
     content_disposition: Option<&'a str>,
     content_encoding: Option<&'a str>,
     content_language: Option<&'a str>,
     expires: Option<&'a Timestamp>,
-    website_redirect_location: Option<&'a str>,
-    storage_class: Option<&'a StorageClass>,
 }
 
 impl ContentHeaders<'_> {
@@ -245,10 +245,6 @@ impl ContentHeaders<'_> {
             ("content-disposition", self.content_disposition),
             ("content-encoding", self.content_encoding),
             ("content-language", self.content_language),
-            (
-                "x-amz-website-redirect-location",
-                self.website_redirect_location,
-            ),
         ] {
             if let Some(v) = value {
                 map.insert(name.to_owned(), v.to_owned());
@@ -256,11 +252,6 @@ impl ContentHeaders<'_> {
         }
         if let Some(t) = self.expires {
             map.insert("expires".into(), http_date(t)?);
-        }
-        if let Some(class) = self.storage_class
-            && class.as_str() != StorageClass::STANDARD
-        {
-            map.insert("x-amz-storage-class".into(), class.as_str().to_owned());
         }
         Ok(map)
     }
@@ -285,8 +276,10 @@ fn kept(meta: &ObjectMeta) -> KeptHeaders {
         content_encoding: get("content-encoding"),
         content_language: get("content-language"),
         expires: get("expires").and_then(|t| Timestamp::parse(TimestampFormat::HttpDate, &t).ok()),
-        website_redirect_location: get("x-amz-website-redirect-location"),
-        storage_class: get("x-amz-storage-class").map(StorageClass::from),
+        website_redirect_location: meta.website_redirect_location().map(str::to_owned),
+        storage_class: meta
+            .storage_class()
+            .map(|c| StorageClass::from(c.to_owned())),
     }
 }
 
@@ -567,10 +560,10 @@ macro_rules! new_object_options {
                 content_encoding: $input.content_encoding.as_deref(),
                 content_language: $input.content_language.as_deref(),
                 expires: $input.expires.as_ref(),
-                website_redirect_location: $input.website_redirect_location.as_deref(),
-                storage_class: $input.storage_class.as_ref(),
             }
             .to_map()?,
+            storage_class: $input.storage_class.as_ref().map(|c| c.as_str().to_owned()),
+            website_redirect_location: $input.website_redirect_location.clone(),
             ..Default::default()
         }
     };
@@ -805,10 +798,9 @@ impl S3 for Endpoint {
                         last_modified: Some(timestamp(m.modified)),
                         size: Some(m.size as i64),
                         storage_class: Some(ObjectStorageClass::from(
-                            m.headers
-                                .get("x-amz-storage-class")
-                                .cloned()
-                                .unwrap_or_else(|| "STANDARD".into()),
+                            m.storage_class()
+                                .unwrap_or(STANDARD_STORAGE_CLASS)
+                                .to_owned(),
                         )),
                         owner: input.fetch_owner.unwrap_or(false).then(owner),
                         key: Some(enc(m.key)),
@@ -1246,8 +1238,6 @@ impl S3 for Endpoint {
             content_encoding: input.content_encoding.as_deref(),
             content_language: input.content_language.as_deref(),
             expires: input.expires.as_ref(),
-            website_redirect_location: input.website_redirect_location.as_deref(),
-            storage_class: input.storage_class.as_ref(),
         }
         .to_map()?;
         let new_storage_class = input.storage_class.as_ref().map(|c| c.as_str().to_owned());
@@ -1274,18 +1264,12 @@ impl S3 for Endpoint {
                     .check(&source)
                     .map_err(not_modified_is_412)?;
                 s.check_customer_key(&source, source_key.as_ref())?;
-                let storage_class = |m: &ObjectMeta| {
-                    m.headers
-                        .get("x-amz-storage-class")
-                        .cloned()
-                        .unwrap_or_else(|| StorageClass::STANDARD.into())
-                };
                 let class_changes = new_storage_class
                     .as_ref()
-                    .is_some_and(|c| *c != storage_class(&source));
-                let redirect_changes = new_redirect.as_ref().is_some_and(|r| {
-                    Some(r) != source.headers.get("x-amz-website-redirect-location")
-                });
+                    .is_some_and(|c| c != source.storage_class().unwrap_or(STANDARD_STORAGE_CLASS));
+                let redirect_changes = new_redirect
+                    .as_ref()
+                    .is_some_and(|r| Some(r.as_str()) != source.website_redirect_location());
                 if same
                     && !replace_metadata
                     && !encryption_given
@@ -1378,6 +1362,8 @@ impl S3 for Endpoint {
                             metadata,
                             tags: new_tags.unwrap_or_else(|| source.tags.clone()),
                             headers,
+                            storage_class: new_storage_class,
+                            website_redirect_location: new_redirect,
                             content_md5: None,
                             condition: destination,
                         },

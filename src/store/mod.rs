@@ -59,7 +59,7 @@ pub use error::StoreError;
 use error::{Result, io_err};
 use keys::KeyManager;
 use object::MetaMacKey;
-pub use object::{DataPart, ObjectMeta, SseState};
+pub use object::{DataPart, ObjectMeta, STANDARD_STORAGE_CLASS, SseState};
 pub use request::{
     ByteRange, CopyRequest, Encryption, GetRequest, PutOptions, ReadConditions, Reencrypt,
     ReencryptMethod, WriteCondition,

@@ -82,6 +82,7 @@ impl Store {
         let encryption = self.new_object_encryption(bucket, key, &options)?;
         let (sse, keys) = self.new_data_keys(bucket, key, &encryption)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let headers = options.kept_headers();
         let now = crate::time::now_ms();
         let object = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -96,7 +97,7 @@ impl Store {
             data_id: id.clone(),
             segment_size: segment_size(&keys),
             sse,
-            headers: options.headers,
+            headers,
             md5: None,
             parts: Vec::new(),
         };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::error::{Result, StoreError};
-use super::object::ObjectMeta;
+use super::object::{ObjectMeta, STANDARD_STORAGE_CLASS, STORAGE_CLASS, WEBSITE_REDIRECT_LOCATION};
 use crate::crypto::CustomerKey;
 use crate::sse::SseMode;
 
@@ -50,10 +50,30 @@ pub struct PutOptions {
     pub tags: BTreeMap<String, String>,
     /// Other headers kept with the object ([`ObjectMeta::headers`]).
     pub headers: BTreeMap<String, String>,
+    /// S3's storage class; `None` or STANDARD: none is recorded.
+    pub storage_class: Option<String>,
+    /// S3's website redirect.
+    pub website_redirect_location: Option<String>,
     /// The MD5 the body must have (hex); the write is refused otherwise.
     pub content_md5: Option<String>,
     /// Write only if this holds when the write commits.
     pub condition: WriteCondition,
+}
+
+impl PutOptions {
+    /// Everything the object keeps in [`ObjectMeta::headers`].
+    pub(super) fn kept_headers(&self) -> BTreeMap<String, String> {
+        let mut headers = self.headers.clone();
+        if let Some(location) = &self.website_redirect_location {
+            headers.insert(WEBSITE_REDIRECT_LOCATION.into(), location.clone());
+        }
+        if let Some(class) = &self.storage_class
+            && class != STANDARD_STORAGE_CLASS
+        {
+            headers.insert(STORAGE_CLASS.into(), class.clone());
+        }
+        headers
+    }
 }
 
 /// A conditional write (S3's `If-Match` and `If-None-Match: *` on PUT).

@@ -1,6 +1,8 @@
 //! What `reseal serve` needs of the store: multipart uploads, conditional reads and
 //! writes, byte ranges as HTTP gives them, copies, content MD5s.
 
+use std::collections::BTreeMap;
+
 use md5::Md5;
 
 use super::tests::*;
@@ -450,4 +452,31 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
         store.head("bkt", "copy2"),
         Err(StoreError::NoSuchKey { .. })
     ));
+}
+
+#[test]
+fn storage_class_and_website_redirect_are_kept_and_standard_is_not_recorded() {
+    let (_d, store) = store();
+    let write = |key: &str, class: &str| {
+        store
+            .put(
+                "bkt",
+                key,
+                &b"x"[..],
+                PutOptions {
+                    headers: BTreeMap::from([("cache-control".into(), "max-age=1".into())]),
+                    storage_class: Some(class.into()),
+                    website_redirect_location: Some("/elsewhere".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    let ia = write("ia", "STANDARD_IA");
+    assert_eq!(ia.storage_class(), Some("STANDARD_IA"));
+    assert_eq!(ia.website_redirect_location(), Some("/elsewhere"));
+    assert_eq!(store.head("bkt", "ia").unwrap().headers, ia.headers);
+    let standard = write("standard", STANDARD_STORAGE_CLASS);
+    assert_eq!(standard.storage_class(), None);
+    assert_eq!(standard.headers.len(), 2, "{:?}", standard.headers);
 }

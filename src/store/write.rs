@@ -45,6 +45,7 @@ impl Store {
                 actual: etag,
             });
         }
+        let headers = options.kept_headers();
         let now = crate::time::now_ms();
         let meta = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -59,7 +60,7 @@ impl Store {
             data_id,
             segment_size,
             sse,
-            headers: options.headers,
+            headers,
             md5: None,
             parts: Vec::new(),
         };
