@@ -18,6 +18,8 @@ pub fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
     S3Error::with_message(code, message.into())
 }
 
+/// S3's answer to a store error. Every variant is named, so that a new one is answered on
+/// purpose.
 pub fn from_store(e: StoreError) -> S3Error {
     use S3ErrorCode as C;
     let message = e.to_string();
@@ -55,7 +57,9 @@ pub fn from_store(e: StoreError) -> S3Error {
             "The specified upload does not exist. The upload ID may be invalid, or the upload \
              may have been aborted or completed.",
         ),
-        StoreError::InvalidPart(m) if m.starts_with("part number") => error(C::InvalidArgument, m),
+        StoreError::InvalidPartNumber { .. } | StoreError::CopyRangeOutsideSource { .. } => {
+            error(C::InvalidArgument, message)
+        }
         StoreError::InvalidPart(_) => error(C::InvalidPart, message),
         StoreError::InvalidPartOrder => error(C::InvalidPartOrder, message),
         StoreError::EntityTooSmall { .. } => error(C::EntityTooSmall, message),
@@ -70,7 +74,23 @@ pub fn from_store(e: StoreError) -> S3Error {
             message,
         ),
         StoreError::Keys(KeyError::BadAlias { .. }) => error(C::InvalidArgument, message),
-        other => internal(other),
+        // The store's own state (its folder, files, keys, master key): nothing the request
+        // can change, and nothing to tell the client about.
+        other @ (StoreError::NotAStore(_)
+        | StoreError::AlreadyAStore(_)
+        | StoreError::Crypto { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::MasterKey(_)
+        | StoreError::Io { .. }
+        | StoreError::Keys(
+            KeyError::NotInitialised { .. }
+            | KeyError::AlreadyInitialised { .. }
+            | KeyError::WrongMasterKey { .. }
+            | KeyError::AliasTaken { .. }
+            | KeyError::Io { .. }
+            | KeyError::Crypto(_)
+            | KeyError::Corrupt { .. },
+        )) => internal(other),
     }
 }
 

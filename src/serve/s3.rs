@@ -1576,10 +1576,10 @@ impl S3 for Endpoint {
                 if let Some(r) = range
                     && r.resolve(source.size) != r.resolve(u64::MAX)
                 {
-                    return Err(StoreError::InvalidPart(format!(
-                        "part number {number}: the copy range is not within the source's {} bytes",
-                        source.size
-                    )));
+                    return Err(StoreError::CopyRangeOutsideSource {
+                        number,
+                        size: source.size,
+                    });
                 }
                 let get = GetRequest {
                     range,

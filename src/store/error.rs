@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::keys::KeyError;
+use super::multipart::MAX_PART_NUMBER;
 use crate::crypto;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,10 @@ pub enum StoreError {
     NoSuchUpload(String),
     #[error("invalid part: {0}")]
     InvalidPart(String),
+    #[error("part number {number}: a part number is 1 to {max}", max = MAX_PART_NUMBER)]
+    InvalidPartNumber { number: u32 },
+    #[error("part number {number}: the copy range is not within the source's {size} bytes")]
+    CopyRangeOutsideSource { number: u32, size: u64 },
     #[error("the parts must be listed in ascending order of part number")]
     InvalidPartOrder,
     #[error("part {number} is {size} bytes; every part but the last must be at least 5 MiB")]
@@ -108,6 +113,8 @@ impl StoreError {
             | StoreError::BadDigest { .. }
             | StoreError::NoSuchUpload(_)
             | StoreError::InvalidPart(_)
+            | StoreError::InvalidPartNumber { .. }
+            | StoreError::CopyRangeOutsideSource { .. }
             | StoreError::InvalidPartOrder
             | StoreError::EntityTooSmall { .. }
             | StoreError::InvalidRange { .. }

@@ -197,9 +197,7 @@ impl Store {
         body: &mut dyn Read,
     ) -> Result<Part> {
         if !(1..=MAX_PART_NUMBER).contains(&number) {
-            return Err(StoreError::InvalidPart(format!(
-                "part number {number}: a part number is 1 to {MAX_PART_NUMBER}"
-            )));
+            return Err(StoreError::InvalidPartNumber { number });
         }
         let upload = self.upload(bucket, id)?;
         let keys = self.data_keys(&upload.object, sse_c)?;

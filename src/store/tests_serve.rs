@@ -154,7 +154,7 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
     ));
     assert!(matches!(
         store.upload_part("bkt", &upload.id, 10_001, None, &mut &b""[..]),
-        Err(StoreError::InvalidPart(_))
+        Err(StoreError::InvalidPartNumber { number: 10_001 })
     ));
     assert!(matches!(
         store.upload("bkt", "../../../../etc"),
