@@ -35,6 +35,12 @@ pub fn from_store(e: StoreError) -> S3Error {
             "At least one of the pre-conditions you specified did not hold",
         ),
         StoreError::NotModified { .. } => S3Error::new(C::NotModified),
+        StoreError::CopyChangesNothing { .. } => error(
+            C::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes.",
+        ),
         StoreError::AccessDenied { .. } => error(C::AccessDenied, "Access Denied"),
         StoreError::SseCKeyRequired { .. } => error(
             C::InvalidRequest,

@@ -21,9 +21,9 @@ use super::sse::{CustomerHeaders, Described, KeyArns, requested};
 use crate::crypto::CustomerKey;
 use crate::encoding;
 use crate::store::{
-    ByteRange, CopyRequest, DefaultEncryption, Encryption, GetRequest, ObjectMeta, PutOptions,
-    ReadConditions, Reencrypt, ReencryptMethod, STANDARD_STORAGE_CLASS, SseState, Store,
-    StoreError, WriteCondition,
+    self, ByteRange, CopyMethod, CopyObject, DefaultEncryption, Directive, GetRequest, NewMetadata,
+    ObjectMeta, PutOptions, ReadConditions, ReencryptMethod, STANDARD_STORAGE_CLASS, SseState,
+    Store, StoreError, WriteCondition,
 };
 
 /// The account id in KMS key ARNs and owners (the store has one owner).
@@ -377,26 +377,33 @@ impl BodyOutcome {
     }
 }
 
-fn source_of(copy_source: &CopySource) -> S3Result<(String, String)> {
-    match copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(error(
-                    S3ErrorCode::NoSuchVersion,
-                    "reseal serve keeps no versions: the only version is null",
-                ));
-            }
-            Ok((bucket.to_string(), key.to_string()))
-        }
-        _ => Err(error(
+/// The copy source of a CopyObject or UploadPartCopy: which object (its only version is
+/// `null`), its SSE-C key, and the conditions it must meet.
+fn copy_source<T>(
+    req: &S3Request<T>,
+    source: &CopySource,
+    customer: CustomerHeaders<'_>,
+    conditions: ReadConditions,
+) -> S3Result<store::CopySource> {
+    let sse_c = customer_key(req, customer)?;
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(error(
             S3ErrorCode::NotImplemented,
             "only bucket copy sources are supported",
-        )),
-    }
+        ));
+    };
+    check_version(version_id.as_deref())?;
+    Ok(store::CopySource {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        sse_c,
+        conditions,
+    })
 }
 
 /// Writes what the store reads into a channel that feeds a response body.
@@ -536,6 +543,28 @@ macro_rules! customer_key_of {
                 key: $req.input.sse_customer_key.as_deref(),
                 md5: $req.input.sse_customer_key_md5.as_deref(),
             },
+        )
+    };
+}
+
+/// [`copy_source`] of a CopyObject or UploadPartCopy, whose `copy_source*` fields have the
+/// same names.
+macro_rules! copy_source_of {
+    ($req:expr) => {
+        copy_source(
+            &$req,
+            &$req.input.copy_source,
+            CustomerHeaders {
+                algorithm: $req.input.copy_source_sse_customer_algorithm.as_deref(),
+                key: $req.input.copy_source_sse_customer_key.as_deref(),
+                md5: $req.input.copy_source_sse_customer_key_md5.as_deref(),
+            },
+            read_conditions(
+                $req.input.copy_source_if_match.as_ref(),
+                $req.input.copy_source_if_none_match.as_ref(),
+                $req.input.copy_source_if_modified_since.as_ref(),
+                $req.input.copy_source_if_unmodified_since.as_ref(),
+            ),
         )
     };
 }
@@ -1198,41 +1227,38 @@ impl S3 for Endpoint {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let target_key = customer_key_of!(req)?;
-        let source_key = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.copy_source_sse_customer_algorithm.as_deref(),
-                key: req.input.copy_source_sse_customer_key.as_deref(),
-                md5: req.input.copy_source_sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let source = copy_source_of!(req)?;
         let destination_if_match = header_condition(&req, "if-match")?;
         let destination_if_none_match = header_condition(&req, "if-none-match")?;
         let input = req.input;
-        let (source_bucket, source_object) = source_of(&input.copy_source)?;
-        let encryption_given = target_key.is_some()
-            || input.server_side_encryption.is_some()
-            || input.ssekms_key_id.is_some();
         let encryption = requested(
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.as_deref(),
             input.bucket_key_enabled,
             target_key,
         )?;
-        let replace_metadata = input
+        let metadata = if input
             .metadata_directive
             .as_ref()
-            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        let replace_tags = input
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE)
+        {
+            Directive::Replace(NewMetadata {
+                content_type: input.content_type.clone(),
+                metadata: metadata_in(input.metadata.as_ref()),
+            })
+        } else {
+            Directive::Copy
+        };
+        let tags = if input
             .tagging_directive
             .as_ref()
-            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-        let new_tags = if replace_tags {
-            Some(tags_from_header(input.tagging.as_deref())?)
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+        {
+            Directive::Replace(tags_from_header(input.tagging.as_deref())?)
         } else {
-            None
+            Directive::Copy
         };
-        let given_headers = ContentHeaders {
+        let headers = ContentHeaders {
             cache_control: input.cache_control.as_deref(),
             content_disposition: input.content_disposition.as_deref(),
             content_encoding: input.content_encoding.as_deref(),
@@ -1240,146 +1266,22 @@ impl S3 for Endpoint {
             expires: input.expires.as_ref(),
         }
         .to_map()?;
-        let new_storage_class = input.storage_class.as_ref().map(|c| c.as_str().to_owned());
-        let new_redirect = input.website_redirect_location.clone();
-        let content_type = input.content_type.clone();
-        let new_metadata = metadata_in(input.metadata.as_ref());
-        let mut source_conditions = read_conditions(
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        );
-        let destination = write_condition(
-            destination_if_match.as_ref(),
-            destination_if_none_match.as_ref(),
-        )?;
-        let (bucket, key) = (input.bucket, input.key);
-        let same = source_bucket == bucket && source_object == key;
-
-        let copied = self
-            .blocking(move |s| {
-                let source = s.head(&source_bucket, &source_object)?;
-                source_conditions
-                    .check(&source)
-                    .map_err(not_modified_is_412)?;
-                s.check_customer_key(&source, source_key.as_ref())?;
-                let class_changes = new_storage_class
-                    .as_ref()
-                    .is_some_and(|c| c != source.storage_class().unwrap_or(STANDARD_STORAGE_CLASS));
-                let redirect_changes = new_redirect
-                    .as_ref()
-                    .is_some_and(|r| Some(r.as_str()) != source.website_redirect_location());
-                if same
-                    && !replace_metadata
-                    && !encryption_given
-                    && !class_changes
-                    && !redirect_changes
-                {
-                    return Ok(Copied::NothingChanges);
-                }
-                let bucket_default = || -> Result<Encryption, StoreError> {
-                    Ok(s.bucket(&bucket)?.default_encryption.to_encryption())
-                };
-                let to = match encryption {
-                    Some(e) => e,
-                    None => bucket_default()?,
-                };
-                if same && !replace_metadata && !class_changes && !redirect_changes {
-                    // Only the encryption changes (and the tags, if replaced): the store's
-                    // re-encryption in place, guarded by the ETag seen.
-                    let etag = source.etag.clone();
-                    let expected = match &destination {
-                        WriteCondition::IfMatch(tag) => Some(tag.clone()),
-                        WriteCondition::IfAbsent => {
-                            return Err(StoreError::PreconditionFailed {
-                                bucket: bucket.clone(),
-                                key: key.clone(),
-                                expected: "no object".into(),
-                                actual: etag,
-                            });
-                        }
-                        WriteCondition::Always => None,
-                    };
-                    let holds = |tag: &String| {
-                        let c = ReadConditions {
-                            if_match: Some(tag.clone()),
-                            ..Default::default()
-                        };
-                        c.check(&source).is_ok()
-                    };
-                    if let Some(tag) = &expected
-                        && !holds(tag)
-                    {
-                        return Err(StoreError::PreconditionFailed {
-                            bucket: bucket.clone(),
-                            key: key.clone(),
-                            expected: tag.clone(),
-                            actual: etag,
-                        });
-                    }
-                    let (meta, how) = s.reencrypt(
-                        &bucket,
-                        &key,
-                        &Reencrypt {
-                            to,
-                            if_match: Some(&etag),
-                            source_key: source_key.as_ref(),
-                            fast_path: true,
-                        },
-                    )?;
-                    let meta = match new_tags {
-                        Some(tags) if tags != meta.tags => s.set_tags(&bucket, &key, tags)?,
-                        _ => meta,
-                    };
-                    return Ok(Copied::Done(Box::new(meta), Some(how)));
-                }
-                // A new object from the source's bytes.
-                if source_conditions.if_match.is_none() {
-                    source_conditions.if_match = Some(source.etag.clone());
-                }
-                let (content_type, metadata, headers) = if replace_metadata {
-                    (content_type, new_metadata, given_headers)
-                } else {
-                    let mut headers = source.headers.clone();
-                    headers.extend(given_headers);
-                    (
-                        source.content_type.clone(),
-                        source.metadata.clone(),
-                        headers,
-                    )
-                };
-                let meta = s.copy(
-                    (&source_bucket, &source_object),
-                    &bucket,
-                    &key,
-                    CopyRequest {
-                        source_key: source_key.as_ref(),
-                        source_conditions,
-                        options: PutOptions {
-                            encryption: Some(to),
-                            content_type,
-                            metadata,
-                            tags: new_tags.unwrap_or_else(|| source.tags.clone()),
-                            headers,
-                            storage_class: new_storage_class,
-                            website_redirect_location: new_redirect,
-                            content_md5: None,
-                            condition: destination,
-                        },
-                    },
-                )?;
-                Ok(Copied::Done(Box::new(meta), None))
-            })
-            .await?;
-        let Copied::Done(meta, method) = copied else {
-            return Err(error(
-                S3ErrorCode::InvalidRequest,
-                "This copy request is illegal because it is trying to copy an object to itself \
-                 without changing the object's metadata, storage class, website redirect location \
-                 or encryption attributes.",
-            ));
+        let request = CopyObject {
+            source,
+            bucket: input.bucket,
+            key: input.key,
+            condition: write_condition(
+                destination_if_match.as_ref(),
+                destination_if_none_match.as_ref(),
+            )?,
+            encryption,
+            metadata,
+            tags,
+            headers,
+            storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
+            website_redirect_location: input.website_redirect_location,
         };
+        let (meta, method) = self.blocking(move |s| s.copy_object(request)).await?;
         let d = self.describe(&meta.sse);
         let mut response = S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1397,9 +1299,9 @@ impl S3 for Endpoint {
         // How the copy was done, for operators and tests: the fast path re-seals only the
         // data keys.
         let how = match method {
-            Some(ReencryptMethod::Reseal) => "reseal",
-            Some(ReencryptMethod::Rewrite) => "rewrite",
-            None => "copy",
+            CopyMethod::InPlace(ReencryptMethod::Reseal) => "reseal",
+            CopyMethod::InPlace(ReencryptMethod::Rewrite) => "rewrite",
+            CopyMethod::NewObject => "copy",
         };
         response.headers.insert(
             http::HeaderName::from_static("x-reseal-copy-method"),
@@ -1495,10 +1397,7 @@ impl S3 for Endpoint {
         let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
         let (part, sse) = self
             .blocking_reading(&outcome, move |s| {
-                let upload = s.upload(&bucket, &id)?;
-                if upload.key != key {
-                    return Err(StoreError::NoSuchUpload(id));
-                }
+                let upload = s.upload_of(&bucket, &key, &id)?;
                 let part = s.upload_part(&bucket, &id, number, customer.as_ref(), &mut body)?;
                 if let Some(expected) = expected_md5
                     && !expected.eq_ignore_ascii_case(&part.etag)
@@ -1530,17 +1429,9 @@ impl S3 for Endpoint {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let customer = customer_key_of!(req)?;
-        let source_key = customer_key(
-            &req,
-            CustomerHeaders {
-                algorithm: req.input.copy_source_sse_customer_algorithm.as_deref(),
-                key: req.input.copy_source_sse_customer_key.as_deref(),
-                md5: req.input.copy_source_sse_customer_key_md5.as_deref(),
-            },
-        )?;
+        let source = copy_source_of!(req)?;
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let (source_bucket, source_object) = source_of(&input.copy_source)?;
         let range = match &input.copy_source_range {
             None => None,
             Some(text) => match Range::parse(text) {
@@ -1559,49 +1450,12 @@ impl S3 for Endpoint {
                 }
             },
         };
-        let conditions = read_conditions(
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        );
         let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
         let (part, sse) = self
             .blocking(move |s| {
-                let upload = s.upload(&bucket, &id)?;
-                if upload.key != key {
-                    return Err(StoreError::NoSuchUpload(id));
-                }
-                let source = s.head(&source_bucket, &source_object)?;
-                if let Some(r) = range
-                    && r.resolve(source.size) != r.resolve(u64::MAX)
-                {
-                    return Err(StoreError::CopyRangeOutsideSource {
-                        number,
-                        size: source.size,
-                    });
-                }
-                let get = GetRequest {
-                    range,
-                    sse_c: source_key.as_ref(),
-                    conditions: ReadConditions {
-                        if_match: conditions
-                            .if_match
-                            .clone()
-                            .or_else(|| Some(source.etag.clone())),
-                        ..conditions
-                    },
-                };
-                let part = s
-                    .upload_part_copy(
-                        &bucket,
-                        &id,
-                        number,
-                        customer.as_ref(),
-                        (&source_bucket, &source_object),
-                        &get,
-                    )
-                    .map_err(not_modified_is_412)?;
+                let upload = s.upload_of(&bucket, &key, &id)?;
+                let part =
+                    s.upload_part_copy(&bucket, &id, number, customer.as_ref(), &source, range)?;
                 Ok((part, upload.object.sse))
             })
             .await?;
@@ -1646,10 +1500,7 @@ impl S3 for Endpoint {
         let (bucket, key, id) = (input.bucket.clone(), input.key.clone(), input.upload_id);
         let meta = self
             .blocking(move |s| {
-                let upload = s.upload(&bucket, &id)?;
-                if upload.key != key {
-                    return Err(StoreError::NoSuchUpload(id));
-                }
+                s.upload_of(&bucket, &key, &id)?;
                 s.complete_upload(&bucket, &id, &parts, condition)
             })
             .await?;
@@ -1672,10 +1523,7 @@ impl S3 for Endpoint {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let (bucket, key, id) = (req.input.bucket, req.input.key, req.input.upload_id);
         self.blocking(move |s| {
-            let upload = s.upload(&bucket, &id)?;
-            if upload.key != key {
-                return Err(StoreError::NoSuchUpload(id));
-            }
+            s.upload_of(&bucket, &key, &id)?;
             s.abort_upload(&bucket, &id)
         })
         .await?;
@@ -1699,10 +1547,7 @@ impl S3 for Endpoint {
         );
         let parts = self
             .blocking(move |s| {
-                let upload = s.upload(&bucket, &id)?;
-                if upload.key != key {
-                    return Err(StoreError::NoSuchUpload(id));
-                }
+                s.upload_of(&bucket, &key, &id)?;
                 s.list_parts(&bucket, &id)
             })
             .await?;
@@ -1763,27 +1608,6 @@ impl S3 for Endpoint {
             ),
             ..Default::default()
         }))
-    }
-}
-
-/// What a CopyObject came to.
-enum Copied {
-    /// The object written, and how when it was a re-encryption in place.
-    Done(Box<ObjectMeta>, Option<ReencryptMethod>),
-    /// A copy onto itself that changes nothing: refused, as S3 refuses it.
-    NothingChanges,
-}
-
-/// A copy source's If-None-Match or If-Modified-Since that fails is a 412 in S3, not 304.
-fn not_modified_is_412(e: StoreError) -> StoreError {
-    match e {
-        StoreError::NotModified { bucket, key } => StoreError::PreconditionFailed {
-            bucket,
-            key,
-            expected: "a modified source".into(),
-            actual: "not modified".into(),
-        },
-        other => other,
     }
 }
 

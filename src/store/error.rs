@@ -47,6 +47,10 @@ pub enum StoreError {
     SseCKeyRequired { bucket: String, key: String },
     #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
     SseCKeyNotExpected { bucket: String, key: String },
+    #[error(
+        "{bucket}/{key}: a copy onto itself must change its metadata, storage class, website redirect or encryption"
+    )]
+    CopyChangesNothing { bucket: String, key: String },
     #[error("{bucket}/{key}: not modified")]
     NotModified { bucket: String, key: String },
     #[error("{bucket}/{key}: the body's MD5 is {actual}, not the {expected} the request gave")]
@@ -110,6 +114,7 @@ impl StoreError {
             | StoreError::SseCKeyRequired { .. }
             | StoreError::SseCKeyNotExpected { .. }
             | StoreError::NotModified { .. }
+            | StoreError::CopyChangesNothing { .. }
             | StoreError::BadDigest { .. }
             | StoreError::NoSuchUpload(_)
             | StoreError::InvalidPart(_)

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::body::{HashingReader, piped};
+use super::body::HashingReader;
 use super::error::{Result, StoreError, io_err};
 use super::sealing::{part_aad, segment_size};
 use super::write::Expect;
@@ -143,6 +143,16 @@ impl Store {
         })
     }
 
+    /// An upload in progress, as an S3 request names it: with its key too (an id under
+    /// another key is no such upload).
+    pub fn upload_of(&self, bucket: &str, key: &str, id: &str) -> Result<Upload> {
+        let upload = self.upload(bucket, id)?;
+        if upload.key != key {
+            return Err(StoreError::NoSuchUpload(id.to_owned()));
+        }
+        Ok(upload)
+    }
+
     /// The uploads in progress in a bucket, by key then time.
     pub fn list_uploads(&self, bucket: &str) -> Result<Vec<Upload>> {
         self.bucket(bucket)?;
@@ -238,25 +248,6 @@ impl Store {
             let _ = fs::remove_file(self.data_path(bucket, &old.data_id));
         }
         Ok(part)
-    }
-
-    /// Writes part `number` of an upload from (a range of) another object, read as `get`
-    /// says: the source's key and conditions.
-    pub fn upload_part_copy(
-        &self,
-        bucket: &str,
-        id: &str,
-        number: u32,
-        sse_c: Option<&CustomerKey>,
-        source: (&str, &str),
-        get: &super::GetRequest<'_>,
-    ) -> Result<Part> {
-        // The upload's key is checked before any byte is read.
-        self.data_keys(&self.upload(bucket, id)?.object, sse_c)?;
-        piped(
-            |out| self.get_object(source.0, source.1, get, &mut |_, _| {}, out),
-            |body| self.upload_part(bucket, id, number, sse_c, body),
-        )
     }
 
     fn commit_data(&self, bucket: &str, data_id: &str, file: AtomicFile) -> Result<()> {

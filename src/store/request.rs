@@ -173,14 +173,60 @@ pub struct GetRequest<'a> {
     pub conditions: ReadConditions,
 }
 
-/// A copy through [`Store::copy`](super::Store::copy): the source as it must be, and the new object.
+/// Where a copy reads from (S3's `x-amz-copy-source*`): the object, its SSE-C key, and the
+/// conditions it must meet, which fail with a 412 even where a read's would be a 304.
 #[derive(Debug, Clone, Default)]
-pub struct CopyRequest<'a> {
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
     /// The source's SSE-C key, when it is SSE-C.
-    pub source_key: Option<&'a CustomerKey>,
-    pub source_conditions: ReadConditions,
-    /// Everything the new object is written with (the caller decides what is copied).
-    pub options: PutOptions,
+    pub sse_c: Option<CustomerKey>,
+    pub conditions: ReadConditions,
+}
+
+/// Whether a copy keeps what the source has (S3's `COPY` directives) or takes new values.
+#[derive(Debug, Clone)]
+pub enum Directive<T> {
+    Copy,
+    Replace(T),
+}
+
+/// What replaces the source's metadata: content type and user metadata (and the content
+/// headers, which then come only from the request).
+#[derive(Debug, Clone, Default)]
+pub struct NewMetadata {
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// S3's CopyObject through [`Store::copy_object`](super::Store::copy_object): a source,
+/// and the object to make of it at `bucket`/`key`, which may be the source itself.
+#[derive(Debug, Clone)]
+pub struct CopyObject {
+    pub source: CopySource,
+    pub bucket: String,
+    pub key: String,
+    /// The destination's conditional write.
+    pub condition: WriteCondition,
+    /// `None`: none asked for; the destination bucket's default.
+    pub encryption: Option<Encryption>,
+    pub metadata: Directive<NewMetadata>,
+    pub tags: Directive<BTreeMap<String, String>>,
+    /// Content headers the request gives: over the source's, or instead of them when the
+    /// metadata is replaced.
+    pub headers: BTreeMap<String, String>,
+    /// As asked, STANDARD included: asking for STANDARD changes an object in another class.
+    pub storage_class: Option<String>,
+    pub website_redirect_location: Option<String>,
+}
+
+/// How a copy was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// Onto itself, only the encryption (and the tags) changing: a re-encryption in place.
+    InPlace(ReencryptMethod),
+    /// A new object from the source's bytes.
+    NewObject,
 }
 
 /// A re-encryption of one object in place.

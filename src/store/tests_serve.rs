@@ -406,19 +406,20 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
     // A copy to another key, decrypted with the source's key and sealed anew.
     let copy = |conditions: ReadConditions| {
         store.copy(
-            ("bkt", "w"),
+            &CopySource {
+                bucket: "bkt".into(),
+                key: "w".into(),
+                sse_c: Some(customer(1)),
+                conditions,
+            },
             "bkt",
             "copy",
-            CopyRequest {
-                source_key: Some(&customer(1)),
-                source_conditions: conditions,
-                options: PutOptions {
-                    encryption: Some(Encryption::SseKms {
-                        key_id: None,
-                        bucket_key: true,
-                    }),
-                    ..Default::default()
-                },
+            PutOptions {
+                encryption: Some(Encryption::SseKms {
+                    key_id: None,
+                    bucket_key: true,
+                }),
+                ..Default::default()
             },
         )
     };
@@ -439,13 +440,15 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
     assert_eq!(get(&store, "copy", None, None).unwrap(), body);
     // With the wrong source key, nothing is written.
     let wrong = store.copy(
-        ("bkt", "w"),
-        "bkt",
-        "copy2",
-        CopyRequest {
-            source_key: Some(&customer(2)),
+        &CopySource {
+            bucket: "bkt".into(),
+            key: "w".into(),
+            sse_c: Some(customer(2)),
             ..Default::default()
         },
+        "bkt",
+        "copy2",
+        PutOptions::default(),
     );
     assert!(matches!(wrong, Err(StoreError::AccessDenied { .. })));
     assert!(matches!(

@@ -132,6 +132,7 @@ fn target_error(e: StoreError) -> TargetError {
         | StoreError::InvalidBucketName(_)
         | StoreError::InvalidKey(_)
         | StoreError::NotModified { .. }
+        | StoreError::CopyChangesNothing { .. }
         | StoreError::BadDigest { .. }
         | StoreError::NoSuchUpload(_)
         | StoreError::InvalidPart(_)
