@@ -237,6 +237,12 @@ pub(super) fn byte_range(r: Range) -> ByteRange {
     }
 }
 
+/// How many keys or parts a page of a listing holds: what the request asks, at most 1,000
+/// (S3's limit, and its answer when none is asked).
+pub(super) fn page_size(asked: Option<i32>) -> usize {
+    asked.unwrap_or(1000).clamp(0, 1000) as usize
+}
+
 pub(super) fn owner() -> Owner {
     Owner {
         display_name: Some(OWNER_NAME.into()),

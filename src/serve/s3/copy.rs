@@ -10,7 +10,7 @@ use super::convert::{
     tags_from_header, timestamp, write_condition,
 };
 use super::multipart::part_number;
-use super::{Endpoint, customer_key, customer_key_of};
+use super::{Endpoint, customer_key, customer_key_of, with_encryption};
 use crate::serve::error::error;
 use crate::serve::sse::{CustomerHeaders, requested};
 use crate::store::{
@@ -129,20 +129,17 @@ pub(super) async fn copy_object(
         website_redirect_location: input.website_redirect_location,
     };
     let (meta, method) = endpoint.blocking(move |s| s.copy_object(request)).await?;
-    let d = endpoint.describe(&meta.sse);
-    let mut response = S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&meta)),
-            last_modified: Some(timestamp(meta.modified)),
-            ..Default::default()
-        }),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        ..Default::default()
-    });
+    let mut response = S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&meta)),
+                last_modified: Some(timestamp(meta.modified)),
+                ..Default::default()
+            }),
+        }
+    ));
     // How the copy was done, for operators and tests: the fast path re-seals only the
     // data keys.
     let how = match method {
@@ -192,18 +189,15 @@ pub(super) async fn upload_part_copy(
             Ok((part, upload.object.sse))
         })
         .await?;
-    let d = endpoint.describe(&sse);
-    Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult {
-            e_tag: Some(ETag::Strong(part.etag)),
-            last_modified: Some(timestamp(part.modified)),
-            ..Default::default()
-        }),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(with_encryption!(
+        endpoint,
+        &sse,
+        UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(part.etag)),
+                last_modified: Some(timestamp(part.modified)),
+                ..Default::default()
+            }),
+        }
+    )))
 }

@@ -6,7 +6,7 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::Endpoint;
-use super::convert::{etag, owner, timestamp};
+use super::convert::{etag, owner, page_size, timestamp};
 use crate::encoding;
 use crate::serve::error::error;
 use crate::store::{ObjectMeta, STANDARD_STORAGE_CLASS};
@@ -79,6 +79,22 @@ fn page(
     page
 }
 
+/// A page of the keys of `bucket` under `prefix` (see [`page`]).
+async fn listed(
+    endpoint: &Endpoint,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> S3Result<Page> {
+    let (bucket, listed_prefix) = (bucket.to_owned(), prefix.to_owned());
+    let all = endpoint
+        .blocking(move |s| s.list(&bucket, &listed_prefix))
+        .await?;
+    Ok(page(all, prefix, delimiter, after, max))
+}
+
 fn encode_token(key: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
@@ -104,22 +120,20 @@ pub(super) async fn list_objects_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+    let max = page_size(input.max_keys);
     let after = match &input.continuation_token {
         Some(token) => Some(decode_token(token)?),
         None => input.start_after.clone(),
     };
-    let (bucket, listed_prefix) = (input.bucket.clone(), prefix.clone());
-    let all = endpoint
-        .blocking(move |s| s.list(&bucket, &listed_prefix))
-        .await?;
-    let page = page(
-        all,
+    let page = listed(
+        endpoint,
+        &input.bucket,
         &prefix,
         input.delimiter.as_deref(),
         after.as_deref(),
         max,
-    );
+    )
+    .await?;
     let url = input
         .encoding_type
         .as_ref()
@@ -209,18 +223,16 @@ pub(super) async fn list_object_versions(
     // An unversioned bucket: every object is its key's only version, `null`.
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-    let (bucket, listed_prefix) = (input.bucket.clone(), prefix.clone());
-    let all = endpoint
-        .blocking(move |s| s.list(&bucket, &listed_prefix))
-        .await?;
-    let page = page(
-        all,
+    let max = page_size(input.max_keys);
+    let page = listed(
+        endpoint,
+        &input.bucket,
         &prefix,
         input.delimiter.as_deref(),
         input.key_marker.as_deref().filter(|k| !k.is_empty()),
         max,
-    );
+    )
+    .await?;
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(prefix),

@@ -133,6 +133,25 @@ macro_rules! customer_key_of {
 }
 pub(super) use customer_key_of;
 
+/// `$output { fields }`, the output of an operation on an object, with the five fields
+/// every such output has that describe the object's encryption (`$sse`, a
+/// [`SseState`]) filled in, and the fields not given left to their defaults.
+macro_rules! with_encryption {
+    ($endpoint:expr, $sse:expr, $output:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let described = $endpoint.describe($sse);
+        $output {
+            $($field $(: $value)?,)*
+            server_side_encryption: described.sse,
+            ssekms_key_id: described.kms_key_id,
+            bucket_key_enabled: described.bucket_key,
+            sse_customer_algorithm: described.customer_algorithm,
+            sse_customer_key_md5: described.customer_key_md5,
+            ..Default::default()
+        }
+    }};
+}
+pub(super) use with_encryption;
+
 /// The `impl S3` of the endpoint: each operation, its input and output, served by the
 /// function of that name in the file named.
 macro_rules! operations {

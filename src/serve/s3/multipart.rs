@@ -6,9 +6,9 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::body_reader;
 use super::convert::{
-    content_md5_hex, etag, new_object_options, owner, timestamp, write_condition,
+    content_md5_hex, etag, new_object_options, owner, page_size, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of};
+use super::{Endpoint, customer_key_of, with_encryption};
 use crate::serve::error::error;
 use crate::store::StoreError;
 
@@ -23,18 +23,15 @@ pub(super) async fn create_multipart_upload(
     let upload = endpoint
         .blocking(move |s| s.create_upload(&bucket, &key, options))
         .await?;
-    let d = endpoint.describe(&upload.object.sse);
-    Ok(S3Response::new(CreateMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(input.key),
-        upload_id: Some(upload.id),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(with_encryption!(
+        endpoint,
+        &upload.object.sse,
+        CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload.id),
+        }
+    )))
 }
 
 pub(super) async fn upload_part(
@@ -64,16 +61,13 @@ pub(super) async fn upload_part(
             Ok((part, upload.object.sse))
         })
         .await?;
-    let d = endpoint.describe(&sse);
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(ETag::Strong(part.etag)),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(with_encryption!(
+        endpoint,
+        &sse,
+        UploadPartOutput {
+            e_tag: Some(ETag::Strong(part.etag)),
+        }
+    )))
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -137,7 +131,7 @@ pub(super) async fn list_parts(
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
-    let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+    let max = page_size(input.max_parts);
     let marker = input
         .part_number_marker
         .and_then(|m| u32::try_from(m).ok())

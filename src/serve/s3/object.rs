@@ -14,7 +14,7 @@ use super::convert::{
     byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
     new_object_options, read_conditions, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of};
+use super::{Endpoint, customer_key_of, with_encryption};
 use crate::serve::error::{error, from_store, internal};
 use crate::store::{GetRequest, PutOptions, StoreError};
 
@@ -34,17 +34,14 @@ pub(super) async fn put_object(
     let meta = endpoint
         .blocking_reading(&outcome, move |s| s.put(&bucket, &key, body, options))
         .await?;
-    let d = endpoint.describe(&meta.sse);
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(etag(&meta)),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        size: Some(meta.size as i64),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        PutObjectOutput {
+            e_tag: Some(etag(&meta)),
+            size: Some(meta.size as i64),
+        }
+    )))
 }
 
 pub(super) async fn head_object(
@@ -69,31 +66,28 @@ pub(super) async fn head_object(
             Ok(meta)
         })
         .await?;
-    let d = endpoint.describe(&meta.sse);
     let k = kept(&meta);
     let tag_count = meta.tags.len();
-    let mut response = S3Response::new(HeadObjectOutput {
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(meta.size as i64),
-        content_type: meta.content_type.clone(),
-        e_tag: Some(etag(&meta)),
-        last_modified: Some(timestamp(meta.modified)),
-        metadata: metadata_of(&meta),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
-        cache_control: k.cache_control,
-        content_disposition: k.content_disposition,
-        content_encoding: k.content_encoding,
-        content_language: k.content_language,
-        expires: k.expires,
-        website_redirect_location: k.website_redirect_location,
-        storage_class: k.storage_class,
-        ..Default::default()
-    });
+    let mut response = S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(meta.size as i64),
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.modified)),
+            metadata: metadata_of(&meta),
+            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            cache_control: k.cache_control,
+            content_disposition: k.content_disposition,
+            content_encoding: k.content_encoding,
+            content_language: k.content_language,
+            expires: k.expires,
+            website_redirect_location: k.website_redirect_location,
+            storage_class: k.storage_class,
+        }
+    ));
     // As S3 gives it, so that a copy knows whether to read the tags.
     if tag_count > 0 {
         response.headers.insert(
@@ -174,7 +168,6 @@ pub(super) async fn get_object(
             });
         }
     };
-    let d = endpoint.describe(&meta.sse);
     let k = kept(&meta);
     let length = range.end - range.start;
     let content_range = input.range.map(|_| {
@@ -188,31 +181,29 @@ pub(super) async fn get_object(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let mut response = S3Response::new(GetObjectOutput {
-        body: Some(StreamingBlob::wrap(body)),
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(length as i64),
-        content_range,
-        content_type: meta.content_type.clone(),
-        e_tag: Some(etag(&meta)),
-        last_modified: Some(timestamp(meta.modified)),
-        metadata: metadata_of(&meta),
-        server_side_encryption: d.sse,
-        ssekms_key_id: d.kms_key_id,
-        bucket_key_enabled: d.bucket_key,
-        sse_customer_algorithm: d.customer_algorithm,
-        sse_customer_key_md5: d.customer_key_md5,
-        tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
-        parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
-        cache_control: input.response_cache_control.or(k.cache_control),
-        content_disposition: input.response_content_disposition.or(k.content_disposition),
-        content_encoding: input.response_content_encoding.or(k.content_encoding),
-        content_language: input.response_content_language.or(k.content_language),
-        expires: input.response_expires.or(k.expires),
-        website_redirect_location: k.website_redirect_location,
-        storage_class: k.storage_class,
-        ..Default::default()
-    });
+    let mut response = S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        GetObjectOutput {
+            body: Some(StreamingBlob::wrap(body)),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(length as i64),
+            content_range,
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.modified)),
+            metadata: metadata_of(&meta),
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
+            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            cache_control: input.response_cache_control.or(k.cache_control),
+            content_disposition: input.response_content_disposition.or(k.content_disposition),
+            content_encoding: input.response_content_encoding.or(k.content_encoding),
+            content_language: input.response_content_language.or(k.content_language),
+            expires: input.response_expires.or(k.expires),
+            website_redirect_location: k.website_redirect_location,
+            storage_class: k.storage_class,
+        }
+    ));
     if let Some(t) = input.response_content_type {
         response.output.content_type = Some(t);
     }
