@@ -1,6 +1,7 @@
 //! The local store's errors as S3 answers them: the error code and HTTP status S3 gives
 //! for the same thing. Failures of the store itself (I/O, damaged files) are logged here
-//! and answered as InternalError, without their details.
+//! and answered as InternalError, without their details. Must not classify an error by its
+//! message: every variant is answered by name.
 
 use s3s::{S3Error, S3ErrorCode};
 

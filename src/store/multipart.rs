@@ -17,7 +17,8 @@
 //! data file is durable before its record names it. The object's metadata file is the
 //! commit point of a completion: a crash before it leaves the upload as it was, a crash
 //! after it leaves an upload folder whose parts the object owns (an abort then deletes
-//! only the files the object does not use).
+//! only the files the object does not use). Must not commit an object but through the
+//! write path's commit. Part copies are in copy.rs.
 
 use std::fs::{self, File};
 use std::io::{self, Read};

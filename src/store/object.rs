@@ -6,6 +6,8 @@
 //!
 //! Replacing the metadata file is the commit point of every write: data files are
 //! immutable and named by a fresh id, so a crash leaves the old object or the new one.
+//! Must not read or write files: it is the format, and the names of the few kept headers
+//! the store itself reads.
 
 use std::collections::BTreeMap;
 

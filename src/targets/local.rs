@@ -1,5 +1,7 @@
 //! The local store as a target. Store calls are blocking (files, fsync, CPU-heavy
-//! crypto), so they run on tokio's blocking pool, off the async threads.
+//! crypto), so they run on tokio's blocking pool, off the async threads. Must not decide
+//! what the store decides (how a re-encryption is done, whether the object changed): it
+//! asks the store and maps the answer to the target's terms.
 
 use std::sync::Arc;
 
