@@ -4,7 +4,7 @@
 //! readable by its owner only. There is no anonymous access.
 //!
 //! s3s verifies signatures; [`check_presigned_url`] adds what S3 checks of a presigned URL
-//! and s3s 0.14 does not.
+//! and s3s 0.14 does not. Must not touch the store, nor log a secret key.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

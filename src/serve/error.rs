@@ -1,6 +1,7 @@
 //! The local store's errors as S3 answers them: the error code and HTTP status S3 gives
 //! for the same thing. Failures of the store itself (I/O, damaged files) are logged here
-//! and answered as InternalError, without their details.
+//! and answered as InternalError, without their details. Must not classify an error by its
+//! message: every variant is answered by name.
 
 use s3s::{S3Error, S3ErrorCode};
 
@@ -18,6 +19,8 @@ pub fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
     S3Error::with_message(code, message.into())
 }
 
+/// S3's answer to a store error. Every variant is named, so that a new one is answered on
+/// purpose.
 pub fn from_store(e: StoreError) -> S3Error {
     use S3ErrorCode as C;
     let message = e.to_string();
@@ -33,6 +36,12 @@ pub fn from_store(e: StoreError) -> S3Error {
             "At least one of the pre-conditions you specified did not hold",
         ),
         StoreError::NotModified { .. } => S3Error::new(C::NotModified),
+        StoreError::CopyChangesNothing { .. } => error(
+            C::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes.",
+        ),
         StoreError::AccessDenied { .. } => error(C::AccessDenied, "Access Denied"),
         StoreError::SseCKeyRequired { .. } => error(
             C::InvalidRequest,
@@ -55,7 +64,9 @@ pub fn from_store(e: StoreError) -> S3Error {
             "The specified upload does not exist. The upload ID may be invalid, or the upload \
              may have been aborted or completed.",
         ),
-        StoreError::InvalidPart(m) if m.starts_with("part number") => error(C::InvalidArgument, m),
+        StoreError::InvalidPartNumber { .. } | StoreError::CopyRangeOutsideSource { .. } => {
+            error(C::InvalidArgument, message)
+        }
         StoreError::InvalidPart(_) => error(C::InvalidPart, message),
         StoreError::InvalidPartOrder => error(C::InvalidPartOrder, message),
         StoreError::EntityTooSmall { .. } => error(C::EntityTooSmall, message),
@@ -70,7 +81,23 @@ pub fn from_store(e: StoreError) -> S3Error {
             message,
         ),
         StoreError::Keys(KeyError::BadAlias { .. }) => error(C::InvalidArgument, message),
-        other => internal(other),
+        // The store's own state (its folder, files, keys, master key): nothing the request
+        // can change, and nothing to tell the client about.
+        other @ (StoreError::NotAStore(_)
+        | StoreError::AlreadyAStore(_)
+        | StoreError::Crypto { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::MasterKey(_)
+        | StoreError::Io { .. }
+        | StoreError::Keys(
+            KeyError::NotInitialised { .. }
+            | KeyError::AlreadyInitialised { .. }
+            | KeyError::WrongMasterKey { .. }
+            | KeyError::AliasTaken { .. }
+            | KeyError::Io { .. }
+            | KeyError::Crypto(_)
+            | KeyError::Corrupt { .. },
+        )) => internal(other),
     }
 }
 

@@ -5,6 +5,7 @@
 //! malformed XML body whole): its warnings and errors are kept out of the log.
 //!
 //! Never logged: the query string (a presigned URL's signature is in it) or any header.
+//! Must not change an answer: it only looks at it.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 //! Any S3 client (the AWS CLI, rclone, s5cmd, the SDKs, reseal's own S3 target) can use
 //! the store, and the store does the server-side encryption as S3 describes it.
 //!
-//! - `s3.rs` — the S3 operations ([`s3s::S3`]), each a call into [`crate::store`] on
+//! - `s3/` — the S3 operations ([`s3s::S3`]), each a call into [`crate::store`] on
 //!   tokio's blocking pool;
 //! - `sse.rs` — encryption request headers in, encryption response headers out;
 //! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;

@@ -3,7 +3,8 @@
 //! opaque body error, not to be told from a client that went away. Hashing here as well (a
 //! second SHA-256 of such bodies) tells the endpoint why a body broke off, so that it
 //! answers S3's 400 XAmzContentSHA256Mismatch, and holds back the body's last bytes, so that
-//! a body that does not match is never stored whole.
+//! a body that does not match is never stored whole. Must not buffer a body: it hashes
+//! bytes as they pass.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Server-side encryption as S3 takes it in request headers and gives it back in
 //! responses: which mode a request asks for (or none, then the bucket's default), the
 //! SSE-C key with its MD5 check, and the headers that describe an object's encryption.
+//! Must not call the store: a key the request names is checked there, when it is used.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

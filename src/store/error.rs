@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::keys::KeyError;
+use super::multipart::MAX_PART_NUMBER;
 use crate::crypto;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,10 @@ pub enum StoreError {
     SseCKeyRequired { bucket: String, key: String },
     #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
     SseCKeyNotExpected { bucket: String, key: String },
+    #[error(
+        "{bucket}/{key}: a copy onto itself must change its metadata, storage class, website redirect or encryption"
+    )]
+    CopyChangesNothing { bucket: String, key: String },
     #[error("{bucket}/{key}: not modified")]
     NotModified { bucket: String, key: String },
     #[error("{bucket}/{key}: the body's MD5 is {actual}, not the {expected} the request gave")]
@@ -59,6 +64,10 @@ pub enum StoreError {
     NoSuchUpload(String),
     #[error("invalid part: {0}")]
     InvalidPart(String),
+    #[error("part number {number}: a part number is 1 to {max}", max = MAX_PART_NUMBER)]
+    InvalidPartNumber { number: u32 },
+    #[error("part number {number}: the copy range is not within the source's {size} bytes")]
+    CopyRangeOutsideSource { number: u32, size: u64 },
     #[error("the parts must be listed in ascending order of part number")]
     InvalidPartOrder,
     #[error("part {number} is {size} bytes; every part but the last must be at least 5 MiB")]
@@ -105,9 +114,12 @@ impl StoreError {
             | StoreError::SseCKeyRequired { .. }
             | StoreError::SseCKeyNotExpected { .. }
             | StoreError::NotModified { .. }
+            | StoreError::CopyChangesNothing { .. }
             | StoreError::BadDigest { .. }
             | StoreError::NoSuchUpload(_)
             | StoreError::InvalidPart(_)
+            | StoreError::InvalidPartNumber { .. }
+            | StoreError::CopyRangeOutsideSource { .. }
             | StoreError::InvalidPartOrder
             | StoreError::EntityTooSmall { .. }
             | StoreError::InvalidRange { .. }

@@ -21,10 +21,11 @@
 //! This file keeps the [`Store`] itself (open, init, where things are on disk); each
 //! other concern has a file:
 //!
-//! - `request.rs`: what callers ask (encryption, options, conditions, ranges);
+//! - `request.rs`: what callers ask (encryption, options, conditions, ranges, copies);
 //! - `error.rs`: [`StoreError`];
 //! - `bucket.rs`: buckets, their settings and lock;
-//! - `write.rs`: put, copy, delete, tags, and the commit every write ends in;
+//! - `write.rs`: put, delete, tags, and the commit every write ends in;
+//! - `copy.rs`: copies of objects and into parts, and what a copy onto itself is;
 //! - `read.rs`: head, list, get;
 //! - `reencrypt.rs`: re-encryption in place, by rewrite or by re-sealing data keys;
 //! - `multipart.rs`: multipart uploads;
@@ -35,6 +36,7 @@
 
 mod body;
 mod bucket;
+mod copy;
 mod error;
 pub mod keys;
 pub mod multipart;
@@ -59,10 +61,10 @@ pub use error::StoreError;
 use error::{Result, io_err};
 use keys::KeyManager;
 use object::MetaMacKey;
-pub use object::{DataPart, ObjectMeta, SseState};
+pub use object::{DataPart, ObjectMeta, STANDARD_STORAGE_CLASS, SseState};
 pub use request::{
-    ByteRange, CopyRequest, Encryption, GetRequest, PutOptions, ReadConditions, Reencrypt,
-    ReencryptMethod, WriteCondition,
+    ByteRange, CopyMethod, CopyObject, CopySource, Directive, Encryption, GetRequest, NewMetadata,
+    PutOptions, ReadConditions, Reencrypt, ReencryptMethod, WriteCondition,
 };
 
 const STORE_FILE: &str = "reseal-store.json";
@@ -187,5 +189,7 @@ fn create_private_dir(path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_copy;
 #[cfg(test)]
 mod tests_serve;

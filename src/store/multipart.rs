@@ -17,7 +17,8 @@
 //! data file is durable before its record names it. The object's metadata file is the
 //! commit point of a completion: a crash before it leaves the upload as it was, a crash
 //! after it leaves an upload folder whose parts the object owns (an abort then deletes
-//! only the files the object does not use).
+//! only the files the object does not use). Must not commit an object but through the
+//! write path's commit. Part copies are in copy.rs.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -26,7 +27,7 @@ use std::path::PathBuf;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::body::{HashingReader, piped};
+use super::body::HashingReader;
 use super::error::{Result, StoreError, io_err};
 use super::sealing::{part_aad, segment_size};
 use super::write::Expect;
@@ -82,6 +83,7 @@ impl Store {
         let encryption = self.new_object_encryption(bucket, key, &options)?;
         let (sse, keys) = self.new_data_keys(bucket, key, &encryption)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let headers = options.kept_headers();
         let now = crate::time::now_ms();
         let object = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -96,7 +98,7 @@ impl Store {
             data_id: id.clone(),
             segment_size: segment_size(&keys),
             sse,
-            headers: options.headers,
+            headers,
             md5: None,
             parts: Vec::new(),
         };
@@ -140,6 +142,16 @@ impl Store {
             initiated: object.created,
             object,
         })
+    }
+
+    /// An upload in progress, as an S3 request names it: with its key too (an id under
+    /// another key is no such upload).
+    pub fn upload_of(&self, bucket: &str, key: &str, id: &str) -> Result<Upload> {
+        let upload = self.upload(bucket, id)?;
+        if upload.key != key {
+            return Err(StoreError::NoSuchUpload(id.to_owned()));
+        }
+        Ok(upload)
     }
 
     /// The uploads in progress in a bucket, by key then time.
@@ -196,9 +208,7 @@ impl Store {
         body: &mut dyn Read,
     ) -> Result<Part> {
         if !(1..=MAX_PART_NUMBER).contains(&number) {
-            return Err(StoreError::InvalidPart(format!(
-                "part number {number}: a part number is 1 to {MAX_PART_NUMBER}"
-            )));
+            return Err(StoreError::InvalidPartNumber { number });
         }
         let upload = self.upload(bucket, id)?;
         let keys = self.data_keys(&upload.object, sse_c)?;
@@ -239,25 +249,6 @@ impl Store {
             let _ = fs::remove_file(self.data_path(bucket, &old.data_id));
         }
         Ok(part)
-    }
-
-    /// Writes part `number` of an upload from (a range of) another object, read as `get`
-    /// says: the source's key and conditions.
-    pub fn upload_part_copy(
-        &self,
-        bucket: &str,
-        id: &str,
-        number: u32,
-        sse_c: Option<&CustomerKey>,
-        source: (&str, &str),
-        get: &super::GetRequest<'_>,
-    ) -> Result<Part> {
-        // The upload's key is checked before any byte is read.
-        self.data_keys(&self.upload(bucket, id)?.object, sse_c)?;
-        piped(
-            |out| self.get_object(source.0, source.1, get, &mut |_, _| {}, out),
-            |body| self.upload_part(bucket, id, number, sse_c, body),
-        )
     }
 
     fn commit_data(&self, bucket: &str, data_id: &str, file: AtomicFile) -> Result<()> {

@@ -6,6 +6,8 @@
 //!
 //! Replacing the metadata file is the commit point of every write: data files are
 //! immutable and named by a fresh id, so a crash leaves the old object or the new one.
+//! Must not read or write files: it is the format, and the names of the few kept headers
+//! the store itself reads.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,13 @@ use crate::sse::SseMode;
 const MAGIC: &[u8; 8] = b"RSOBJ\x00\x01\n";
 const MAC_LEN: usize = 32;
 const MAC_LABEL: &[u8] = b"reseal/store/object-metadata/v1";
+
+/// The names in [`ObjectMeta::headers`] of the two headers the store reads itself (a copy
+/// onto itself must change one of them, or something else, to be allowed).
+pub(super) const STORAGE_CLASS: &str = "x-amz-storage-class";
+pub(super) const WEBSITE_REDIRECT_LOCATION: &str = "x-amz-website-redirect-location";
+/// The storage class of an object that names none; it is not recorded.
+pub const STANDARD_STORAGE_CLASS: &str = "STANDARD";
 
 /// How an object's data is encrypted, with everything needed to open it but the keys
 /// that seal its data keys.
@@ -111,7 +120,8 @@ pub struct ObjectMeta {
     pub sse: SseState,
     /// The other headers S3 keeps with an object and returns with it, by lowercase name:
     /// cache-control, content-disposition, content-encoding, content-language, expires,
-    /// x-amz-website-redirect-location, x-amz-storage-class.
+    /// and the storage class and website redirect ([`ObjectMeta::storage_class`],
+    /// [`ObjectMeta::website_redirect_location`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Hex MD5 of the plaintext where the ETag is not it (a multipart object's ETag is
@@ -142,6 +152,17 @@ impl ObjectMeta {
         } else {
             self.parts.iter().map(|p| p.data_id.as_str()).collect()
         }
+    }
+
+    /// The storage class the object was written with; `None`: STANDARD.
+    pub fn storage_class(&self) -> Option<&str> {
+        self.headers.get(STORAGE_CLASS).map(String::as_str)
+    }
+
+    pub fn website_redirect_location(&self) -> Option<&str> {
+        self.headers
+            .get(WEBSITE_REDIRECT_LOCATION)
+            .map(String::as_str)
     }
 
     /// Hex MD5 of the plaintext, where known.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::error::{Result, StoreError};
-use super::object::ObjectMeta;
+use super::object::{ObjectMeta, STANDARD_STORAGE_CLASS, STORAGE_CLASS, WEBSITE_REDIRECT_LOCATION};
 use crate::crypto::CustomerKey;
 use crate::sse::SseMode;
 
@@ -50,10 +50,30 @@ pub struct PutOptions {
     pub tags: BTreeMap<String, String>,
     /// Other headers kept with the object ([`ObjectMeta::headers`]).
     pub headers: BTreeMap<String, String>,
+    /// S3's storage class; `None` or STANDARD: none is recorded.
+    pub storage_class: Option<String>,
+    /// S3's website redirect.
+    pub website_redirect_location: Option<String>,
     /// The MD5 the body must have (hex); the write is refused otherwise.
     pub content_md5: Option<String>,
     /// Write only if this holds when the write commits.
     pub condition: WriteCondition,
+}
+
+impl PutOptions {
+    /// Everything the object keeps in [`ObjectMeta::headers`].
+    pub(super) fn kept_headers(&self) -> BTreeMap<String, String> {
+        let mut headers = self.headers.clone();
+        if let Some(location) = &self.website_redirect_location {
+            headers.insert(WEBSITE_REDIRECT_LOCATION.into(), location.clone());
+        }
+        if let Some(class) = &self.storage_class
+            && class != STANDARD_STORAGE_CLASS
+        {
+            headers.insert(STORAGE_CLASS.into(), class.clone());
+        }
+        headers
+    }
 }
 
 /// A conditional write (S3's `If-Match` and `If-None-Match: *` on PUT).
@@ -153,14 +173,60 @@ pub struct GetRequest<'a> {
     pub conditions: ReadConditions,
 }
 
-/// A copy through [`Store::copy`](super::Store::copy): the source as it must be, and the new object.
+/// Where a copy reads from (S3's `x-amz-copy-source*`): the object, its SSE-C key, and the
+/// conditions it must meet, which fail with a 412 even where a read's would be a 304.
 #[derive(Debug, Clone, Default)]
-pub struct CopyRequest<'a> {
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
     /// The source's SSE-C key, when it is SSE-C.
-    pub source_key: Option<&'a CustomerKey>,
-    pub source_conditions: ReadConditions,
-    /// Everything the new object is written with (the caller decides what is copied).
-    pub options: PutOptions,
+    pub sse_c: Option<CustomerKey>,
+    pub conditions: ReadConditions,
+}
+
+/// Whether a copy keeps what the source has (S3's `COPY` directives) or takes new values.
+#[derive(Debug, Clone)]
+pub enum Directive<T> {
+    Copy,
+    Replace(T),
+}
+
+/// What replaces the source's metadata: content type and user metadata (and the content
+/// headers, which then come only from the request).
+#[derive(Debug, Clone, Default)]
+pub struct NewMetadata {
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// S3's CopyObject through [`Store::copy_object`](super::Store::copy_object): a source,
+/// and the object to make of it at `bucket`/`key`, which may be the source itself.
+#[derive(Debug, Clone)]
+pub struct CopyObject {
+    pub source: CopySource,
+    pub bucket: String,
+    pub key: String,
+    /// The destination's conditional write.
+    pub condition: WriteCondition,
+    /// `None`: none asked for; the destination bucket's default.
+    pub encryption: Option<Encryption>,
+    pub metadata: Directive<NewMetadata>,
+    pub tags: Directive<BTreeMap<String, String>>,
+    /// Content headers the request gives: over the source's, or instead of them when the
+    /// metadata is replaced.
+    pub headers: BTreeMap<String, String>,
+    /// As asked, STANDARD included: asking for STANDARD changes an object in another class.
+    pub storage_class: Option<String>,
+    pub website_redirect_location: Option<String>,
+}
+
+/// How a copy was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// Onto itself, only the encryption (and the tags) changing: a re-encryption in place.
+    InPlace(ReencryptMethod),
+    /// A new object from the source's bytes.
+    NewObject,
 }
 
 /// A re-encryption of one object in place.

@@ -1,6 +1,8 @@
 //! What `reseal serve` needs of the store: multipart uploads, conditional reads and
 //! writes, byte ranges as HTTP gives them, copies, content MD5s.
 
+use std::collections::BTreeMap;
+
 use md5::Md5;
 
 use super::tests::*;
@@ -152,7 +154,7 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
     ));
     assert!(matches!(
         store.upload_part("bkt", &upload.id, 10_001, None, &mut &b""[..]),
-        Err(StoreError::InvalidPart(_))
+        Err(StoreError::InvalidPartNumber { number: 10_001 })
     ));
     assert!(matches!(
         store.upload("bkt", "../../../../etc"),
@@ -404,19 +406,20 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
     // A copy to another key, decrypted with the source's key and sealed anew.
     let copy = |conditions: ReadConditions| {
         store.copy(
-            ("bkt", "w"),
+            &CopySource {
+                bucket: "bkt".into(),
+                key: "w".into(),
+                sse_c: Some(customer(1)),
+                conditions,
+            },
             "bkt",
             "copy",
-            CopyRequest {
-                source_key: Some(&customer(1)),
-                source_conditions: conditions,
-                options: PutOptions {
-                    encryption: Some(Encryption::SseKms {
-                        key_id: None,
-                        bucket_key: true,
-                    }),
-                    ..Default::default()
-                },
+            PutOptions {
+                encryption: Some(Encryption::SseKms {
+                    key_id: None,
+                    bucket_key: true,
+                }),
+                ..Default::default()
             },
         )
     };
@@ -437,17 +440,46 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
     assert_eq!(get(&store, "copy", None, None).unwrap(), body);
     // With the wrong source key, nothing is written.
     let wrong = store.copy(
-        ("bkt", "w"),
-        "bkt",
-        "copy2",
-        CopyRequest {
-            source_key: Some(&customer(2)),
+        &CopySource {
+            bucket: "bkt".into(),
+            key: "w".into(),
+            sse_c: Some(customer(2)),
             ..Default::default()
         },
+        "bkt",
+        "copy2",
+        PutOptions::default(),
     );
     assert!(matches!(wrong, Err(StoreError::AccessDenied { .. })));
     assert!(matches!(
         store.head("bkt", "copy2"),
         Err(StoreError::NoSuchKey { .. })
     ));
+}
+
+#[test]
+fn storage_class_and_website_redirect_are_kept_and_standard_is_not_recorded() {
+    let (_d, store) = store();
+    let write = |key: &str, class: &str| {
+        store
+            .put(
+                "bkt",
+                key,
+                &b"x"[..],
+                PutOptions {
+                    headers: BTreeMap::from([("cache-control".into(), "max-age=1".into())]),
+                    storage_class: Some(class.into()),
+                    website_redirect_location: Some("/elsewhere".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    let ia = write("ia", "STANDARD_IA");
+    assert_eq!(ia.storage_class(), Some("STANDARD_IA"));
+    assert_eq!(ia.website_redirect_location(), Some("/elsewhere"));
+    assert_eq!(store.head("bkt", "ia").unwrap().headers, ia.headers);
+    let standard = write("standard", STANDARD_STORAGE_CLASS);
+    assert_eq!(standard.storage_class(), None);
+    assert_eq!(standard.headers.len(), 2, "{:?}", standard.headers);
 }

@@ -1,19 +1,17 @@
-//! The write path: an object written from a body or copied from another, the commit that
-//! makes a new metadata file the object's current state if the caller's condition still
-//! holds, deletes and tag changes. Every write ends in `commit`, the one place that takes
-//! the bucket lock and removes data files an object no longer uses. Must not read an
-//! object's plaintext itself (copies read through the read path).
+//! The write path: an object written from a body, the commit that makes a new metadata
+//! file the object's current state if the caller's condition still holds, deletes and tag
+//! changes. Every write ends in `commit`, the one place that takes the bucket lock and
+//! removes data files an object no longer uses. Must not read an object's plaintext
+//! (copies, in copy.rs, read through the read path and write through this one).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::body::{HashingReader, piped, seal_body};
+use super::body::{HashingReader, seal_body};
 use super::error::{Result, StoreError, io_err};
-use super::request::{
-    CopyRequest, Encryption, GetRequest, PutOptions, WriteCondition, etag_matches,
-};
+use super::request::{Encryption, PutOptions, WriteCondition, etag_matches};
 use super::sealing::{data_aad, segment_size};
 use super::{ObjectMeta, SseState, Store, check_key, create_private_dir};
 use crate::crypto::{DataKey, Engine};
@@ -45,6 +43,7 @@ impl Store {
                 actual: etag,
             });
         }
+        let headers = options.kept_headers();
         let now = crate::time::now_ms();
         let meta = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -59,7 +58,7 @@ impl Store {
             data_id,
             segment_size,
             sse,
-            headers: options.headers,
+            headers,
             md5: None,
             parts: Vec::new(),
         };
@@ -81,29 +80,6 @@ impl Store {
             .encryption
             .clone()
             .unwrap_or_else(|| info.default_encryption.to_encryption()))
-    }
-
-    /// Copies an object (the plaintext, through the source's keys and the new object's)
-    /// to `bucket`/`key`, which may be the source itself. The source is read as it is when
-    /// the copy starts and must meet `request.source_conditions`.
-    pub fn copy(
-        &self,
-        source: (&str, &str),
-        bucket: &str,
-        key: &str,
-        request: CopyRequest<'_>,
-    ) -> Result<ObjectMeta> {
-        let get = GetRequest {
-            range: None,
-            sse_c: request.source_key,
-            conditions: request.source_conditions,
-        };
-        self.bucket(bucket)?;
-        check_key(key)?;
-        piped(
-            |out| self.get_object(source.0, source.1, &get, &mut |_, _| {}, out),
-            |body| self.put(bucket, key, body, request.options),
-        )
     }
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's current
@@ -275,7 +251,7 @@ impl<'a> From<&'a WriteCondition> for Expect<'a> {
 }
 
 impl Expect<'_> {
-    fn check(self, meta: &ObjectMeta, previous: Option<&ObjectMeta>) -> Result<()> {
+    pub(super) fn check(self, meta: &ObjectMeta, previous: Option<&ObjectMeta>) -> Result<()> {
         let failed = |expected: &str| StoreError::PreconditionFailed {
             bucket: meta.bucket.clone(),
             key: meta.key.clone(),

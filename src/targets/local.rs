@@ -1,5 +1,7 @@
 //! The local store as a target. Store calls are blocking (files, fsync, CPU-heavy
-//! crypto), so they run on tokio's blocking pool, off the async threads.
+//! crypto), so they run on tokio's blocking pool, off the async threads. Must not decide
+//! what the store decides (how a re-encryption is done, whether the object changed): it
+//! asks the store and maps the answer to the target's terms.
 
 use std::sync::Arc;
 
@@ -99,7 +101,8 @@ fn state_of(meta: &ObjectMeta) -> ObjectState {
     }
 }
 
-/// Maps a store error to what S3 would answer.
+/// Maps a store error to what S3 would answer. Every variant is named, so that a new one
+/// is mapped on purpose.
 fn target_error(e: StoreError) -> TargetError {
     let (kind, status, code) = match &e {
         StoreError::NoSuchKey { .. } => (ErrorKind::Permanent, 404, "NoSuchKey"),
@@ -116,7 +119,30 @@ fn target_error(e: StoreError) -> TargetError {
             (ErrorKind::Permanent, 500, "ObjectCorrupt")
         }
         StoreError::Io { .. } => (ErrorKind::Transient, 500, "InternalError"),
-        _ => (ErrorKind::Permanent, 400, "InvalidRequest"),
+        // The keys failed otherwise (a key file, the keyring, the master key): the task
+        // fails, as for a key the user named wrongly, under S3's generic refusal.
+        StoreError::Keys(_) | StoreError::MasterKey(_) => {
+            (ErrorKind::Permanent, 400, "InvalidRequest")
+        }
+        // What a re-encryption in place does not do (buckets, uploads, conditional reads,
+        // digests, ranges), or a store that is not there: S3's answer to a request it
+        // refuses.
+        StoreError::NotAStore(_)
+        | StoreError::AlreadyAStore(_)
+        | StoreError::BucketExists(_)
+        | StoreError::BucketNotEmpty(_)
+        | StoreError::InvalidBucketName(_)
+        | StoreError::InvalidKey(_)
+        | StoreError::NotModified { .. }
+        | StoreError::CopyChangesNothing { .. }
+        | StoreError::BadDigest { .. }
+        | StoreError::NoSuchUpload(_)
+        | StoreError::InvalidPart(_)
+        | StoreError::InvalidPartNumber { .. }
+        | StoreError::CopyRangeOutsideSource { .. }
+        | StoreError::InvalidPartOrder
+        | StoreError::EntityTooSmall { .. }
+        | StoreError::InvalidRange { .. } => (ErrorKind::Permanent, 400, "InvalidRequest"),
     };
     TargetError::new(kind, status, code, e.to_string())
 }

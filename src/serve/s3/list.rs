@@ -1,0 +1,325 @@
+//! Listings: objects (ListObjectsV2 and version 1's markers) and their versions (each
+//! object is its key's only version, `null`), paged by S3's rules over the store's sorted
+//! keys. Must not write.
+
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::Endpoint;
+use super::convert::{etag, owner, page_size, timestamp};
+use crate::encoding;
+use crate::serve::error::error;
+use crate::store::{ObjectMeta, STANDARD_STORAGE_CLASS};
+
+/// One page of a listing: objects and common prefixes in key order.
+struct Page {
+    objects: Vec<ObjectMeta>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// Where the next page starts (after this key or prefix).
+    next: Option<String>,
+}
+
+/// S3's listing rules over the store's sorted keys: keys after `after` (a key, or a common
+/// prefix whose keys are all skipped), grouped by `delimiter` after `prefix`.
+fn page(
+    all: Vec<ObjectMeta>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> Page {
+    let mut page = Page {
+        objects: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        next: None,
+    };
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let mut count = 0;
+    for meta in all {
+        if !meta.key.starts_with(prefix) {
+            continue;
+        }
+        if let Some(after) = after {
+            let after_prefix = delimiter.is_some_and(|d| after.ends_with(d));
+            if meta.key.as_str() <= after || (after_prefix && meta.key.starts_with(after)) {
+                continue;
+            }
+        }
+        let grouped = delimiter.and_then(|d| {
+            meta.key[prefix.len()..]
+                .find(d)
+                .map(|at| meta.key[..prefix.len() + at + d.len()].to_owned())
+        });
+        if let Some(common) = &grouped
+            && page.prefixes.last() == Some(common)
+        {
+            continue;
+        }
+        if count == max {
+            page.truncated = true;
+            break;
+        }
+        count += 1;
+        match grouped {
+            Some(common) => {
+                page.next = Some(common.clone());
+                page.prefixes.push(common);
+            }
+            None => {
+                page.next = Some(meta.key.clone());
+                page.objects.push(meta);
+            }
+        }
+    }
+    if !page.truncated {
+        page.next = None;
+    }
+    page
+}
+
+/// A page of the keys of `bucket` under `prefix` (see [`page`]).
+async fn listed(
+    endpoint: &Endpoint,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> S3Result<Page> {
+    let (bucket, listed_prefix) = (bucket.to_owned(), prefix.to_owned());
+    let all = endpoint
+        .blocking(move |s| s.list(&bucket, &listed_prefix))
+        .await?;
+    Ok(page(all, prefix, delimiter, after, max))
+}
+
+fn encode_token(key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            error(
+                S3ErrorCode::InvalidArgument,
+                "The continuation token provided is incorrect",
+            )
+        })
+}
+
+pub(super) async fn list_objects_v2(
+    endpoint: &Endpoint,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let input = req.input;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let max = page_size(input.max_keys);
+    let after = match &input.continuation_token {
+        Some(token) => Some(decode_token(token)?),
+        None => input.start_after.clone(),
+    };
+    let page = listed(
+        endpoint,
+        &input.bucket,
+        &prefix,
+        input.delimiter.as_deref(),
+        after.as_deref(),
+        max,
+    )
+    .await?;
+    let url = input
+        .encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str() == EncodingType::URL);
+    let enc = |s: String| if url { encoding::encode_key(&s) } else { s };
+    let key_count = (page.objects.len() + page.prefixes.len()) as i32;
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(enc(prefix)),
+        delimiter: input.delimiter.map(enc),
+        max_keys: Some(max as i32),
+        key_count: Some(key_count),
+        continuation_token: input.continuation_token,
+        start_after: input.start_after.map(enc),
+        is_truncated: Some(page.truncated),
+        next_continuation_token: page.next.as_deref().map(encode_token),
+        encoding_type: input.encoding_type,
+        contents: Some(
+            page.objects
+                .into_iter()
+                .map(|m| Object {
+                    e_tag: Some(etag(&m)),
+                    last_modified: Some(timestamp(m.modified)),
+                    size: Some(m.size as i64),
+                    storage_class: Some(ObjectStorageClass::from(
+                        m.storage_class()
+                            .unwrap_or(STANDARD_STORAGE_CLASS)
+                            .to_owned(),
+                    )),
+                    owner: input.fetch_owner.unwrap_or(false).then(owner),
+                    key: Some(enc(m.key)),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        common_prefixes: Some(
+            page.prefixes
+                .into_iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(enc(p)),
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_objects(
+    endpoint: &Endpoint,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    // Version 1 of the listing (rclone's default): a marker instead of a token.
+    let v2 = req.map_input(|i| ListObjectsV2Input {
+        bucket: i.bucket,
+        delimiter: i.delimiter,
+        encoding_type: i.encoding_type,
+        max_keys: i.max_keys,
+        prefix: i.prefix,
+        start_after: i.marker,
+        ..Default::default()
+    });
+    let out = list_objects_v2(endpoint, v2).await?.output;
+    let next_marker = out
+        .next_continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
+    Ok(S3Response::new(ListObjectsOutput {
+        name: out.name,
+        prefix: out.prefix,
+        marker: out.start_after,
+        max_keys: out.max_keys,
+        is_truncated: out.is_truncated,
+        contents: out.contents,
+        common_prefixes: out.common_prefixes,
+        delimiter: out.delimiter,
+        next_marker,
+        encoding_type: out.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_object_versions(
+    endpoint: &Endpoint,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    // An unversioned bucket: every object is its key's only version, `null`.
+    let input = req.input;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let max = page_size(input.max_keys);
+    let page = listed(
+        endpoint,
+        &input.bucket,
+        &prefix,
+        input.delimiter.as_deref(),
+        input.key_marker.as_deref().filter(|k| !k.is_empty()),
+        max,
+    )
+    .await?;
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(prefix),
+        delimiter: input.delimiter,
+        max_keys: Some(max as i32),
+        key_marker: input.key_marker,
+        is_truncated: Some(page.truncated),
+        next_key_marker: page.next.clone(),
+        next_version_id_marker: page.next.map(|_| "null".into()),
+        versions: Some(
+            page.objects
+                .into_iter()
+                .map(|m| ObjectVersion {
+                    e_tag: Some(etag(&m)),
+                    is_latest: Some(true),
+                    last_modified: Some(timestamp(m.modified)),
+                    size: Some(m.size as i64),
+                    version_id: Some("null".into()),
+                    owner: Some(owner()),
+                    key: Some(m.key),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        common_prefixes: Some(
+            page.prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::SseState;
+
+    fn meta(key: &str) -> ObjectMeta {
+        ObjectMeta {
+            bucket: "b".into(),
+            key: key.into(),
+            size: 0,
+            etag: String::new(),
+            content_type: None,
+            metadata: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            created: 0,
+            modified: 0,
+            data_id: "x".into(),
+            segment_size: 0,
+            sse: SseState::None,
+            headers: BTreeMap::new(),
+            md5: None,
+            parts: Vec::new(),
+        }
+    }
+
+    fn keys(p: &Page) -> (Vec<&str>, Vec<&str>) {
+        (
+            p.objects.iter().map(|m| m.key.as_str()).collect(),
+            p.prefixes.iter().map(String::as_str).collect(),
+        )
+    }
+
+    #[test]
+    fn listing_pages_group_by_delimiter_and_resume_after_a_prefix() {
+        let all: Vec<ObjectMeta> = ["a/1", "a/2", "b", "c/1", "c/d/2", "d"]
+            .into_iter()
+            .map(meta)
+            .collect();
+        let p = page(all.clone(), "", Some("/"), None, 2);
+        assert_eq!(keys(&p), (vec!["b"], vec!["a/"]));
+        assert!(p.truncated);
+        let p = page(all.clone(), "", Some("/"), None, 3);
+        assert_eq!(keys(&p), (vec!["b"], vec!["a/", "c/"]));
+        assert_eq!(p.next.as_deref(), Some("c/"));
+        let p = page(all.clone(), "", Some("/"), Some("c/"), 10);
+        assert_eq!(keys(&p), (vec!["d"], vec![]));
+        assert!(!p.truncated && p.next.is_none());
+        let p = page(all.clone(), "c/", Some("/"), None, 10);
+        assert_eq!(keys(&p), (vec!["c/1"], vec!["c/d/"]));
+        let p = page(all, "", None, Some("b"), 2);
+        assert_eq!(keys(&p), (vec!["c/1", "c/d/2"], vec![]));
+        assert_eq!(p.next.as_deref(), Some("c/d/2"));
+    }
+}

@@ -1,0 +1,345 @@
+//! Object operations: put, head, get (streamed, by range), delete one or many, and tags.
+//! Copies are in copy.rs, multipart uploads in multipart.rs. Must not check what the
+//! store checks (conditions, SSE-C keys, digests, ranges): it passes them on.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::body::{BodySender, body_reader};
+use super::convert::{
+    byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
+    new_object_options, read_conditions, timestamp, write_condition,
+};
+use super::{Endpoint, customer_key_of, with_encryption};
+use crate::serve::error::{error, from_store, internal};
+use crate::store::{GetRequest, PutOptions, StoreError};
+
+pub(super) async fn put_object(
+    endpoint: &Endpoint,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let customer = customer_key_of!(req)?;
+    let input = req.input;
+    let options = PutOptions {
+        content_md5: content_md5_hex(input.content_md5.as_deref())?,
+        condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+        ..new_object_options!(input, customer)
+    };
+    let (body, outcome) = body_reader(input.body, &req.extensions);
+    let (bucket, key) = (input.bucket, input.key);
+    let meta = endpoint
+        .blocking_reading(&outcome, move |s| s.put(&bucket, &key, body, options))
+        .await?;
+    Ok(S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        PutObjectOutput {
+            e_tag: Some(etag(&meta)),
+            size: Some(meta.size as i64),
+        }
+    )))
+}
+
+pub(super) async fn head_object(
+    endpoint: &Endpoint,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let customer = customer_key_of!(req)?;
+    let input = req.input;
+    check_version(input.version_id.as_deref())?;
+    let conditions = read_conditions(
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    );
+    let (bucket, key) = (input.bucket, input.key);
+    let meta = endpoint
+        .blocking(move |s| {
+            let meta = s.head(&bucket, &key)?;
+            conditions.check(&meta)?;
+            s.check_customer_key(&meta, customer.as_ref())?;
+            Ok(meta)
+        })
+        .await?;
+    let k = kept(&meta);
+    let tag_count = meta.tags.len();
+    let mut response = S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(meta.size as i64),
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.modified)),
+            metadata: metadata_of(&meta),
+            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            cache_control: k.cache_control,
+            content_disposition: k.content_disposition,
+            content_encoding: k.content_encoding,
+            content_language: k.content_language,
+            expires: k.expires,
+            website_redirect_location: k.website_redirect_location,
+            storage_class: k.storage_class,
+        }
+    ));
+    // As S3 gives it, so that a copy knows whether to read the tags.
+    if tag_count > 0 {
+        response.headers.insert(
+            http::HeaderName::from_static("x-amz-tagging-count"),
+            http::HeaderValue::from(tag_count),
+        );
+    }
+    Ok(response)
+}
+
+pub(super) async fn get_object(
+    endpoint: &Endpoint,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let customer = customer_key_of!(req)?;
+    let input = req.input;
+    check_version(input.version_id.as_deref())?;
+    if input.part_number.is_some() {
+        return Err(error(
+            S3ErrorCode::NotImplemented,
+            "GetObject by part number is not supported; use a Range",
+        ));
+    }
+    let conditions = read_conditions(
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    );
+    let range = input.range.map(byte_range);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let store = endpoint.store.clone();
+    let (bucket, key) = (input.bucket, input.key);
+    let reading = tokio::task::spawn_blocking(move || {
+        let request = GetRequest {
+            range,
+            sse_c: customer.as_ref(),
+            conditions,
+        };
+        let mut ready_tx = Some(ready_tx);
+        let mut out = BodySender::new(tx.clone());
+        let result = store
+            .get_object(
+                &bucket,
+                &key,
+                &request,
+                &mut |meta, range| {
+                    if let Some(ready) = ready_tx.take() {
+                        let _ = ready.send((meta.clone(), range));
+                    }
+                },
+                &mut out,
+            )
+            .and_then(|meta| {
+                io::Write::flush(&mut out).map_err(|source| StoreError::Io {
+                    path: "response".into(),
+                    source,
+                })?;
+                Ok(meta)
+            });
+        if let Err(e) = &result
+            && ready_tx.is_none()
+        {
+            // Headers are out: the body ends with an error, and the client sees a
+            // response cut short, never a wrong one.
+            tracing::warn!(error = %e, "GET failed after its headers were sent");
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+        result
+    });
+    let (meta, range) = match ready_rx.await {
+        Ok(ready) => ready,
+        Err(_) => {
+            return Err(match reading.await.map_err(internal)? {
+                Err(e) => from_store(e),
+                Ok(_) => internal("the object was read without being announced"),
+            });
+        }
+    };
+    let k = kept(&meta);
+    let length = range.end - range.start;
+    let content_range = input.range.map(|_| {
+        format!(
+            "bytes {}-{}/{}",
+            range.start,
+            range.end.saturating_sub(1),
+            meta.size
+        )
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = S3Response::new(with_encryption!(
+        endpoint,
+        &meta.sse,
+        GetObjectOutput {
+            body: Some(StreamingBlob::wrap(body)),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(length as i64),
+            content_range,
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.modified)),
+            metadata: metadata_of(&meta),
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
+            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            cache_control: input.response_cache_control.or(k.cache_control),
+            content_disposition: input.response_content_disposition.or(k.content_disposition),
+            content_encoding: input.response_content_encoding.or(k.content_encoding),
+            content_language: input.response_content_language.or(k.content_language),
+            expires: input.response_expires.or(k.expires),
+            website_redirect_location: k.website_redirect_location,
+            storage_class: k.storage_class,
+        }
+    ));
+    if let Some(t) = input.response_content_type {
+        response.output.content_type = Some(t);
+    }
+    if response.output.content_range.is_some() {
+        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}
+
+pub(super) async fn delete_object(
+    endpoint: &Endpoint,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    check_version(req.input.version_id.as_deref())?;
+    let (bucket, key) = (req.input.bucket, req.input.key);
+    endpoint
+        .blocking(move |s| match s.delete(&bucket, &key) {
+            // S3 answers 204 for a key that is not there.
+            Err(StoreError::NoSuchKey { .. }) => Ok(()),
+            other => other,
+        })
+        .await?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub(super) async fn delete_objects(
+    endpoint: &Endpoint,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let bucket = input.bucket;
+    let keys: Vec<(String, Option<String>)> = input
+        .delete
+        .objects
+        .into_iter()
+        .map(|o| (o.key, o.version_id))
+        .collect();
+    if keys.len() > 1000 {
+        return Err(error(
+            S3ErrorCode::MalformedXML,
+            "at most 1,000 keys in one DeleteObjects",
+        ));
+    }
+    let results = endpoint
+        .blocking(move |s| {
+            s.bucket(&bucket)?;
+            Ok(keys
+                .into_iter()
+                .map(|(key, version)| {
+                    let result = if version.as_deref().is_some_and(|v| v != "null") {
+                        Err(error(S3ErrorCode::NoSuchVersion, "no such version"))
+                    } else {
+                        match s.delete(&bucket, &key) {
+                            Ok(()) | Err(StoreError::NoSuchKey { .. }) => Ok(()),
+                            Err(e) => Err(from_store(e)),
+                        }
+                    };
+                    (key, version, result)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (key, version_id, result) in results {
+        match result {
+            Ok(()) if !quiet => deleted.push(DeletedObject {
+                key: Some(key),
+                version_id,
+                ..Default::default()
+            }),
+            Ok(()) => {}
+            Err(e) => errors.push(s3s::dto::Error {
+                code: Some(e.code().as_str().to_owned()),
+                message: e.message().map(str::to_owned),
+                key: Some(key),
+                version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn get_object_tagging(
+    endpoint: &Endpoint,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    check_version(req.input.version_id.as_deref())?;
+    let (bucket, key) = (req.input.bucket, req.input.key);
+    let meta = endpoint.blocking(move |s| s.head(&bucket, &key)).await?;
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set: meta
+            .tags
+            .into_iter()
+            .map(|(k, v)| Tag {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect(),
+        version_id: None,
+    }))
+}
+
+pub(super) async fn put_object_tagging(
+    endpoint: &Endpoint,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    check_version(req.input.version_id.as_deref())?;
+    let tags: BTreeMap<String, String> = req
+        .input
+        .tagging
+        .tag_set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    check_tags(&tags)?;
+    let (bucket, key) = (req.input.bucket, req.input.key);
+    endpoint
+        .blocking(move |s| s.set_tags(&bucket, &key, tags))
+        .await?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub(super) async fn delete_object_tagging(
+    endpoint: &Endpoint,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    check_version(req.input.version_id.as_deref())?;
+    let (bucket, key) = (req.input.bucket, req.input.key);
+    endpoint
+        .blocking(move |s| s.set_tags(&bucket, &key, BTreeMap::new()))
+        .await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+}
