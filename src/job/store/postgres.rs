@@ -244,7 +244,7 @@ where
             Err(sqlx::Error::Database(e))
                 if tries < DEADLOCK_TRIES && e.code().as_deref() == Some("40P01") =>
             {
-                tokio::time::sleep(crate::targets::s3::pace::backoff(tries)).await;
+                tokio::time::sleep(crate::time::backoff(tries)).await;
             }
             other => return other.map_err(JobStoreError::from),
         }

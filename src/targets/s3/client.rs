@@ -12,7 +12,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::S3Target;
-use super::pace::backoff;
+use crate::time::backoff;
 use crate::errors::chain;
 use crate::targets::{ErrorKind, ObjectRef, TargetError};
 

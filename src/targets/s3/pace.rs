@@ -7,8 +7,9 @@
 //! cut window so that one burst of 503s does not collapse it to one). `--max-rps` spaces
 //! the starts of requests evenly whatever the limit.
 //!
-//! The SDK's own retries are off: a request that fails is retried here, after a jittered
-//! backoff, so that one layer decides how hard the server is pushed.
+//! The SDK's own retries are off: a request that fails is retried by the S3 target's
+//! request layer, after [`crate::time::backoff`], so that one layer decides how hard the
+//! server is pushed.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -153,12 +154,6 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// A backoff for the `attempt`-th retry (1-based): exponential from 100 ms up to 10 s, with
-/// jitter over its upper half, so that requests throttled together do not retry together.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = (100u64 << attempt.saturating_sub(1).min(7)).min(10_000);
-    Duration::from_millis(base / 2 + fastrand::u64(0..=base / 2))
-}
 
 #[cfg(test)]
 mod tests {
@@ -215,10 +210,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(100));
-        assert!(backoff(4) >= Duration::from_millis(400));
-        assert!(backoff(30) <= Duration::from_secs(10));
-    }
 }
