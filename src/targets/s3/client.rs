@@ -12,9 +12,9 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::S3Target;
-use crate::time::backoff;
 use crate::errors::chain;
 use crate::targets::{ErrorKind, ObjectRef, TargetError};
+use crate::time::backoff;
 
 /// How to reach the server. None of it is secret: credentials come from the AWS chain.
 #[derive(Debug, Clone, Default)]

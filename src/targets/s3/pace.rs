@@ -154,7 +154,6 @@ impl Drop for Permit<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +208,4 @@ mod tests {
             t0.elapsed()
         );
     }
-
 }
