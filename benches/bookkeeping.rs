@@ -42,6 +42,7 @@ impl Target for Noop {
             method: WriteMethod::Copy,
             etag: None,
             new_version: None,
+            after: None,
             notes: Vec::new(),
         })
     }

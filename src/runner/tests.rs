@@ -70,6 +70,7 @@ impl Target for GatedTarget {
             method: crate::targets::WriteMethod::Rewrite,
             etag: Some("etag".into()),
             new_version: None,
+            after: None,
             notes: Vec::new(),
         })
     }
@@ -279,6 +280,7 @@ impl Target for ContestedTarget {
             method: crate::targets::WriteMethod::Copy,
             etag: Some(format!("\"v{}\"", object.0)),
             new_version: None,
+            after: None,
             notes: Vec::new(),
         };
         if self.rewrite_after {

@@ -227,8 +227,10 @@ impl Target for LocalTarget {
                         crate::store::ReencryptMethod::Rewrite => WriteMethod::Rewrite,
                         crate::store::ReencryptMethod::Reseal => WriteMethod::Reseal,
                     },
-                    etag: Some(meta.etag),
+                    etag: Some(meta.etag.clone()),
                     new_version: None,
+                    // The store's own record of what it wrote.
+                    after: Some(state_of(&meta)),
                     notes: Vec::new(),
                 })
                 .map_err(target_error)

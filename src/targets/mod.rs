@@ -154,6 +154,10 @@ pub struct Written {
     pub etag: Option<String>,
     /// The version the write made, where the store keeps versions.
     pub new_version: Option<String>,
+    /// The object as the write's own answer describes it (its encryption among the rest),
+    /// when the answer says: then no inspection is needed to confirm the write. `None`
+    /// when it does not (UpdateObjectEncryption, a server that leaves SSE headers out).
+    pub after: Option<ObjectState>,
     /// What else the write did, for the report (an ACL re-applied, versions deleted).
     pub notes: Vec<String>,
 }

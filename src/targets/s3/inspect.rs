@@ -99,25 +99,18 @@ impl S3Target {
             }
             Err(e) => return Err(e),
         };
-        let mode = match (head.server_side_encryption(), head.sse_customer_algorithm()) {
-            (_, Some(_)) => SseMode::SseC,
-            (Some(ServerSideEncryption::Aes256), _) => SseMode::SseS3,
-            (Some(ServerSideEncryption::AwsKms), _) => SseMode::SseKms,
-            (Some(ServerSideEncryption::AwsKmsDsse), _) => SseMode::DsseKms,
-            (Some(other), _) => {
-                return Err(TargetError::permanent(
+        let mode = mode_of(head.server_side_encryption(), head.sse_customer_algorithm())
+            .map_err(|other| {
+                TargetError::permanent(
                     400,
                     "UnknownEncryption",
                     format!(
-                        "HeadObject s3://{}/{}: unknown server-side encryption {:?}",
-                        object.bucket,
-                        object.key,
-                        other.as_str()
+                        "HeadObject s3://{}/{}: unknown server-side encryption {other:?}",
+                        object.bucket, object.key
                     ),
-                ));
-            }
-            (None, None) => SseMode::NotSse,
-        };
+                )
+            })?
+            .unwrap_or(SseMode::NotSse);
         Ok(ObjectState {
             etag: head.e_tag().unwrap_or_default().to_owned(),
             size: head.content_length().unwrap_or(0).max(0) as u64,
@@ -206,6 +199,52 @@ impl S3Target {
         {
             let _ = self.learned_kms_arn.set(arn.to_owned());
         }
+    }
+}
+
+/// The mode S3's SSE headers say; `None` when they say nothing (no header at all), an
+/// error naming an encryption S3 does not have.
+fn mode_of(
+    sse: Option<&ServerSideEncryption>,
+    customer_algorithm: Option<&str>,
+) -> Result<Option<SseMode>, String> {
+    Ok(match (sse, customer_algorithm) {
+        (_, Some(_)) => Some(SseMode::SseC),
+        (Some(ServerSideEncryption::Aes256), _) => Some(SseMode::SseS3),
+        (Some(ServerSideEncryption::AwsKms), _) => Some(SseMode::SseKms),
+        (Some(ServerSideEncryption::AwsKmsDsse), _) => Some(SseMode::DsseKms),
+        (Some(other), _) => return Err(other.as_str().to_owned()),
+        (None, None) => None,
+    })
+}
+
+/// What a write's answer (CopyObject, CompleteMultipartUpload) says of the object it
+/// left, when it names an encryption; `None` when it names none (a server that leaves
+/// SSE headers out of a write's answer), so that only then an inspection confirms it.
+pub(super) struct Reported<'a> {
+    pub sse: Option<&'a ServerSideEncryption>,
+    pub customer_algorithm: Option<&'a str>,
+    pub customer_key_md5: Option<&'a str>,
+    pub kms_key_id: Option<&'a str>,
+    pub bucket_key: Option<bool>,
+    pub etag: Option<&'a str>,
+    pub version_id: Option<&'a str>,
+}
+
+impl Reported<'_> {
+    pub(super) fn state(&self, size: u64) -> Option<ObjectState> {
+        let mode = mode_of(self.sse, self.customer_algorithm).ok()??;
+        Some(ObjectState {
+            etag: self.etag?.to_owned(),
+            size,
+            mode,
+            kms_key_id: self.kms_key_id.map(str::to_owned),
+            key_version: None,
+            bucket_key: self.bucket_key.unwrap_or(false),
+            sse_c_key_md5: self.customer_key_md5.map(str::to_owned),
+            version_id: self.version_id.map(str::to_owned),
+            extra: None,
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::Zeroizing;
 
-use super::inspect::ObjectDetails;
+use super::inspect::{ObjectDetails, Reported};
 use super::{MAX_PARTS, MIN_PART_SIZE, S3Target};
 use crate::crypto::CustomerKey;
 use crate::encoding::encode_key;
@@ -79,11 +79,13 @@ impl S3Target {
                 .send()
         })
         .await?;
-        // UpdateObjectEncryption keeps the ETag (and the version).
+        // UpdateObjectEncryption keeps the ETag (and the version); its answer does not say
+        // the new encryption, so an inspection confirms it.
         Ok(Written {
             method: WriteMethod::Update,
             etag: Some(seen.etag.clone()),
             new_version: None,
+            after: None,
             notes: Vec::new(),
         })
     }
@@ -118,13 +120,21 @@ impl S3Target {
             .await;
         let out = out?;
         self.learn_kms_arn(out.ssekms_key_id());
+        let etag = out.copy_object_result().and_then(|r| r.e_tag());
         Ok(Written {
             method: WriteMethod::Copy,
-            etag: out
-                .copy_object_result()
-                .and_then(|r| r.e_tag())
-                .map(str::to_owned),
+            etag: etag.map(str::to_owned),
             new_version: out.version_id().map(str::to_owned),
+            after: Reported {
+                sse: out.server_side_encryption(),
+                customer_algorithm: out.sse_customer_algorithm(),
+                customer_key_md5: out.sse_customer_key_md5(),
+                kms_key_id: out.ssekms_key_id(),
+                bucket_key: out.bucket_key_enabled(),
+                etag,
+                version_id: out.version_id(),
+            }
+            .state(seen.size),
             notes: Vec::new(),
         })
     }
@@ -221,12 +231,27 @@ impl S3Target {
             })
             .await;
         match completed {
-            Ok(out) => Ok(Written {
-                method: WriteMethod::MultipartCopy,
-                etag: out.e_tag().map(str::to_owned),
-                new_version: out.version_id().map(str::to_owned),
-                notes: Vec::new(),
-            }),
+            Ok(out) => {
+                self.learn_kms_arn(out.ssekms_key_id());
+                Ok(Written {
+                    method: WriteMethod::MultipartCopy,
+                    etag: out.e_tag().map(str::to_owned),
+                    new_version: out.version_id().map(str::to_owned),
+                    // CompleteMultipartUpload does not report an SSE-C key's MD5: an
+                    // SSE-C object is confirmed by an inspection.
+                    after: Reported {
+                        sse: out.server_side_encryption(),
+                        customer_algorithm: None,
+                        customer_key_md5: None,
+                        kms_key_id: out.ssekms_key_id(),
+                        bucket_key: out.bucket_key_enabled(),
+                        etag: out.e_tag(),
+                        version_id: out.version_id(),
+                    }
+                    .state(seen.size),
+                    notes: Vec::new(),
+                })
+            }
             Err(e) => {
                 // No such upload: a retried completion whose first try landed (or an
                 // upload aborted by someone else); the object is inspected again.
