@@ -107,11 +107,14 @@ fn runs_killed_at_random_points_lose_no_task_and_damage_no_object() {
         rows.iter()
             .all(|r| r.status == "succeeded" && r.bucket == BUCKET)
     );
-    let skipped = rows
-        .iter()
-        .filter(|r| r.message == "Skipped: already SSE-KMS")
-        .count() as u64;
-    assert_eq!(skipped, c.skipped);
+    // No object was SSE-KMS before the job: none is reported as found compliant, not even
+    // those a killed run re-encrypted but did not record.
+    assert_eq!((c.succeeded, c.skipped), (total, 0), "{c:?}");
+    assert!(
+        rows.iter().all(|r| r.message.starts_with("re-encrypted")),
+        "{:?}",
+        rows.iter().find(|r| !r.message.starts_with("re-encrypted"))
+    );
 
     w.verify(&objs, &Want::sse_kms(w.kms_id("alias/aws/s3")));
 }
@@ -166,11 +169,66 @@ fn a_second_sigint_stops_at_once_and_gives_the_leases_back() {
     let c = w.counts(&id);
     assert_eq!(c.leased, 0, "leases given back: {c:?}");
     w.run(&["job", "run", &id]).exits(0);
+    // The tasks abandoned in flight were re-encrypted and not recorded: the next run
+    // reports them as this job's work, not as found compliant.
     let c = w.counts(&id);
     assert_eq!(
-        (c.succeeded + c.skipped, c.failed, c.pending + c.leased),
-        (objs.len() as u64, 0, 0),
+        (c.succeeded, c.skipped, c.failed, c.pending + c.leased),
+        (objs.len() as u64, 0, 0, 0),
         "{c:?}"
     );
     w.verify(&objs, &Want::sse_s3());
+}
+
+/// A run killed while it writes the completion report leaves no manifest.json (a reader
+/// never sees half a report), and the next run of the finished job writes it whole, each
+/// object once.
+#[test]
+fn a_run_killed_while_writing_the_report_leaves_it_to_the_next_run() {
+    let w = World::new();
+    let objs = w.put_objects(
+        "report",
+        3000,
+        |_, rng| 1 + rng.below(64) as usize,
+        &[Sse::None],
+    );
+    let manifest = w.manifest_of("report.csv", &objs);
+    let mut landed = false;
+    for attempt in 0..8 {
+        let reports = w.env.path(&format!("reports-{attempt}"));
+        let id = w.create(
+            &manifest,
+            "sse-s3",
+            &["--report", reports.to_str().unwrap()],
+        );
+        let results = reports.join(format!("job-{id}")).join("results");
+        let mut run = w.spawn(&["job", "run", &id]);
+        // The results folder appears when the report's writing starts.
+        let started = Instant::now();
+        while !results.exists() && run.child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(120), "no report");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = run.child.kill();
+        let _ = run.child.wait();
+        let manifest_json = reports.join(format!("job-{id}")).join("manifest.json");
+        if manifest_json.exists() {
+            // Too late: the report was whole before the kill; try again.
+            continue;
+        }
+        landed = true;
+        assert_eq!(w.status(&id), "Complete");
+        let r = w.run(&["job", "run", &id]);
+        r.exits(0).says("already Complete").says("report");
+        assert!(manifest_json.exists(), "the next run wrote the report");
+        let (rows, _) = read_report(&reports, &id);
+        let keys: BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!((rows.len(), keys.len()), (objs.len(), objs.len()));
+        // Written once: a further run leaves it as it is.
+        let before = std::fs::read(&manifest_json).unwrap();
+        w.run(&["job", "run", &id]).exits(0);
+        assert_eq!(std::fs::read(&manifest_json).unwrap(), before);
+        break;
+    }
+    assert!(landed, "no kill landed while the report was written");
 }

@@ -142,11 +142,10 @@ fn faults(f: &Fixture) {
     let total: u64 = injected.values().sum();
     assert!(total >= 100, "only {total} faults injected: {injected:?}");
     let forwarded = proxy.forwarded();
-    // Every object was inspected, and those to change were copied (and inspected again,
-    // but with --no-verify).
+    // Every object was inspected, and those to change were copied (the copy's own answer
+    // confirms it where the server reports SSE; s3s-fs runs with --no-verify).
     let changed = (N - already) as u64;
-    let heads = N as u64 + if f.server.caps.sse { changed } else { 0 };
-    assert!(forwarded["HEAD"] >= heads, "{forwarded:?}");
+    assert!(forwarded["HEAD"] >= N as u64, "{forwarded:?}");
     assert!(forwarded["PUT"] >= changed, "{forwarded:?}");
     assert!(
         run.stderr.contains("the server throttled or failed"),
@@ -336,7 +335,7 @@ fn moto_overwrite_race() {
 /// tries for errors (`--max-attempts`): an object rewritten five times is re-encrypted
 /// with `--max-attempts 2`, and one that never stops changing ends "changing under us",
 /// with the last ETag seen, not as a server error. An object rewritten right after
-/// reseal's copy succeeded counts as done, and the report says it changed since.
+/// reseal's copy succeeded counts as done.
 fn sustained_writes(f: &Fixture) {
     let bucket = "busy";
     f.bucket(bucket);
@@ -414,12 +413,10 @@ fn sustained_writes(f: &Fixture) {
     let after = row("after the copy");
     assert_eq!(after[3], "succeeded", "{after:?}");
     assert_eq!(f.get(bucket, "after the copy"), b"rewrite 0");
-    if f.server.caps.sse {
-        assert!(
-            after[6].starts_with("re-encrypted by CopyObject; the object has changed since"),
-            "{after:?}"
-        );
-    }
+    // reseal's write succeeded: the task did. The copy's answer confirms the new
+    // encryption, so no inspection sees the rewrite (where one does, the report says the
+    // object has changed since: runner::tests::a_rewrite_after_a_successful_write_…).
+    assert!(after[6].starts_with("re-encrypted by CopyObject"), "{after:?}");
 }
 
 #[test]

@@ -31,7 +31,11 @@ CREATE TABLE jobs (
     tasks_leased        BIGINT NOT NULL DEFAULT 0,
     tasks_succeeded     BIGINT NOT NULL DEFAULT 0,
     tasks_failed        BIGINT NOT NULL DEFAULT 0,
-    tasks_skipped       BIGINT NOT NULL DEFAULT 0
+    tasks_skipped       BIGINT NOT NULL DEFAULT 0,
+    -- The completion report: claimed by one run (with an expiry), then marked written.
+    report_claim         TEXT,
+    report_claim_expires BIGINT,
+    report_written_at    BIGINT
 );
 
 CREATE INDEX jobs_by_status ON jobs (status, priority);
@@ -55,6 +59,9 @@ CREATE TABLE tasks (
     lease_owner       TEXT,
     lease_token       BIGINT,
     lease_expires     BIGINT,
+    -- Set before a run sends the object's write: a later run that finds the object
+    -- compliant reports it as re-encrypted by this job.
+    write_started     BOOLEAN NOT NULL DEFAULT false,
     http_status       BIGINT,
     error_code        TEXT,
     result_message    TEXT,

@@ -318,6 +318,10 @@ async fn run_one(
             job.id, job.status
         );
         print_task_counts(&c);
+        // A report that a run killed while writing it left unwritten is finished here.
+        if let Some(at) = finish_report(store, &job.id, &args.s3).await? {
+            eprintln!("  report    {at}");
+        }
         return Ok(match job.status {
             JobStatus::Complete if c.failed > 0 => EXIT_TASKS_FAILED,
             JobStatus::Complete => 0,
@@ -390,12 +394,7 @@ async fn run_one(
     let elapsed = started.elapsed();
     let counts = store.task_counts(job).await?;
 
-    let report = match (&outcome, &job.spec.report) {
-        (RunOutcome::Complete | RunOutcome::Failed(_) | RunOutcome::Cancelled, Some(r)) => {
-            Some(write_report(store, job, &r.destination, r.scope, &args.s3).await?)
-        }
-        _ => None,
-    };
+    let report = finish_report(store, &job.id, &args.s3).await?;
     if target.throttled() > 0 {
         progress.message(&format!(
             "the server throttled or failed {} requests; they were retried with backoff and less concurrency",
@@ -574,6 +573,42 @@ impl Progress for Display {
         }
     }
 }
+
+/// Writes the completion report a finished job's spec asks for, once: the run that claims
+/// it in the job store writes it and marks it written; a run killed while writing it
+/// leaves the claim to expire and the next run (or this one, later) writes it again.
+/// Returns where it is, when this call wrote it.
+async fn finish_report(
+    store: &dyn JobStore,
+    id: &str,
+    s3: &S3Args,
+) -> Result<Option<String>, CliError> {
+    let job = store.job(id).await?;
+    let Some(report) = &job.spec.report else {
+        return Ok(None);
+    };
+    if !job.status.is_final() || job.report_written_at.is_some() {
+        return Ok(None);
+    }
+    // A claim of a run of this host that is gone (killed while writing) is taken over at
+    // once; another host's, once it expires.
+    let gone = job
+        .report_claim
+        .as_deref()
+        .filter(|owner| runner::is_dead_local_owner(owner));
+    if !store
+        .claim_report(&job, &runner::lease_owner(), gone, REPORT_CLAIM)
+        .await?
+    {
+        return Ok(None);
+    }
+    let at = write_report(store, &job, &report.destination, report.scope, s3).await?;
+    store.report_written(&job).await?;
+    Ok(Some(at))
+}
+
+/// How long a claim to write a report holds before another run may take it over.
+const REPORT_CLAIM: Duration = Duration::from_secs(600);
 
 /// Writes a job's report into a folder or to s3://BUCKET/PREFIX; returns where it is.
 pub async fn write_report(

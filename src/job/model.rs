@@ -316,6 +316,13 @@ pub struct Job {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// When its completion report was written whole (a finished job with a report spec
+    /// and none written yet has its report written by the next run or `job report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_written_at: Option<i64>,
+    /// The run writing its report, while one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_claim: Option<String>,
     #[serde(skip)]
     pub(crate) pk: i64,
 }
@@ -370,6 +377,9 @@ pub struct Task {
     /// The lease the run holds the task by (one per leased batch): a result counts only
     /// while the task is still leased to the same owner under the same token.
     pub lease_token: i64,
+    /// An earlier run marked it before sending the object's write (and did not record a
+    /// result): if the object is compliant now, this job made it so.
+    pub write_started: bool,
 }
 
 /// The outcome of one task, as the runner records it and the report shows it.

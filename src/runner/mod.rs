@@ -115,7 +115,7 @@ pub fn lease_owner() -> String {
 }
 
 /// Whether a lease owner is a process of this host that no longer runs.
-fn is_dead_local_owner(owner: &str) -> bool {
+pub fn is_dead_local_owner(owner: &str) -> bool {
     let mut parts = owner.split(':');
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
         return false;
@@ -176,6 +176,7 @@ pub async fn run_job(
     progress.start(job, &store.task_counts(job).await?);
 
     let (results_tx, mut results_rx) = mpsc::channel::<(TaskResult, u64)>(options.concurrency * 4);
+    let (intents_tx, mut intents_rx) = mpsc::channel(options.concurrency * 2);
     let mut workers: JoinSet<()> = JoinSet::new();
     let mut queue: std::collections::VecDeque<Task> = Default::default();
     let mut pending = Pending::default();
@@ -208,9 +209,11 @@ pub async fn run_job(
             let Some(task) = queue.pop_front() else { break };
             let target = Arc::clone(&target);
             let tx = results_tx.clone();
+            let intents = intents_tx.clone();
             let options = options.clone();
             workers.spawn(async move {
-                let (result, bytes) = run_task(target.as_ref(), &task, &options).await;
+                let (result, bytes) =
+                    run_task(target.as_ref(), &task, &options, Some(&intents)).await;
                 let _ = tx.send((result, bytes)).await;
             });
         }
@@ -238,6 +241,19 @@ pub async fn run_job(
 
         tokio::select! {
             Some((result, bytes)) = results_rx.recv() => pending.push(result, bytes, progress),
+            Some(first) = intents_rx.recv() => {
+                // Every mark waiting now, in one write; each write goes ahead once its
+                // mark is durable.
+                let mut marks = vec![first];
+                while let Ok(more) = intents_rx.try_recv() {
+                    marks.push(more);
+                }
+                let seqs: Vec<i64> = marks.iter().map(|(seq, _)| *seq).collect();
+                store.mark_write_started(job, &owner, &seqs).await?;
+                for (_, done) in marks {
+                    let _ = done.send(());
+                }
+            }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             changed = shutdown.changed(), if !abandon => {
                 let asked = if changed.is_ok() { *shutdown.borrow() } else { Shutdown::Run };
@@ -417,15 +433,26 @@ fn threshold_crossed(counts: &TaskCounts, options: &RunOptions) -> Option<String
 /// ETag seen.
 ///
 /// Returns the result and the object's size as inspected (the manifest may not give it).
-async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (TaskResult, u64) {
-    let object = ObjectRef {
-        bucket: task.bucket.clone(),
-        key: task.key.clone(),
-        version_id: task.version_id.clone(),
+async fn run_task(
+    target: &dyn Target,
+    task: &Task,
+    options: &RunOptions,
+    intents: Option<&Intents>,
+) -> (TaskResult, u64) {
+    let mut run = TaskRun {
+        object: ObjectRef {
+            bucket: task.bucket.clone(),
+            key: task.key.clone(),
+            version_id: task.version_id.clone(),
+        },
+        seq: task.seq,
+        maybe_written: false,
+        written_earlier: task.write_started,
+        last_etag: None,
+        intents,
     };
     let mut attempts = task.attempts;
     let mut changes = 0;
-    let mut last_etag = None;
     let failed = |attempts, http_status, code: &str, message| TaskResult {
         seq: task.seq,
         lease_token: task.lease_token,
@@ -435,12 +462,9 @@ async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (Ta
         error_code: Some(code.to_owned()),
         message,
     };
-    // Set when a write may have taken effect without an answer saying so: a later
-    // inspection that finds the object compliant then counts it as this task's success.
-    let mut maybe_written = false;
     loop {
         attempts += 1;
-        match attempt(target, &object, options, &mut maybe_written, &mut last_etag).await {
+        match run.attempt(target, options).await {
             Ok((state, message, size)) => {
                 let result = TaskResult {
                     seq: task.seq,
@@ -454,12 +478,12 @@ async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (Ta
                 return (result, size);
             }
             Err(e) if e.kind == ErrorKind::Changed => {
-                maybe_written |= e.maybe_written;
+                run.maybe_written |= e.maybe_written;
                 changes += 1;
                 if changes > options.max_changes {
                     let message = format!(
                         "changing under us: the object was rewritten {changes} times while this task worked on it (last ETag seen: {}); run it again when writes to it settle",
-                        last_etag.as_deref().unwrap_or("none")
+                        run.last_etag.as_deref().unwrap_or("none")
                     );
                     return (
                         failed(attempts, 412, "ObjectChanging", message),
@@ -477,95 +501,141 @@ async fn run_task(target: &dyn Target, task: &Task, options: &RunOptions) -> (Ta
     }
 }
 
-/// One try of a task; see [`run_task`].
-async fn attempt(
-    target: &dyn Target,
-    object: &ObjectRef,
-    options: &RunOptions,
-    maybe_written: &mut bool,
-    last_etag: &mut Option<String>,
-) -> Result<(TaskState, String, u64), TargetError> {
-    let seen = target.inspect(object).await?;
-    *last_etag = Some(seen.etag.clone());
-    if *maybe_written && target.is_compliant(&seen) {
-        return Ok((
-            TaskState::Succeeded,
-            "re-encrypted (confirmed after a retry)".to_owned(),
-            seen.size,
-        ));
+/// Marks a task as about to be written, in the job store, before its write is sent: the
+/// run loop records marks in batches and answers each once it is durable.
+type Intents = mpsc::Sender<(i64, tokio::sync::oneshot::Sender<()>)>;
+
+/// One task as it runs: what its tries learned.
+struct TaskRun<'a> {
+    object: ObjectRef,
+    seq: i64,
+    /// A write may have taken effect without an answer saying so: an inspection that finds
+    /// the object compliant then counts it as this task's success.
+    maybe_written: bool,
+    /// An earlier run of this job marked the task before writing and died before it
+    /// recorded a result: an object found compliant was made so by this job.
+    written_earlier: bool,
+    last_etag: Option<String>,
+    /// Where to mark the task before its first write (none in tests of single tasks).
+    intents: Option<&'a Intents>,
+}
+
+impl TaskRun<'_> {
+    /// Marks the task in the job store before its first write; the write waits for it.
+    async fn mark_before_write(&mut self) -> Result<(), TargetError> {
+        let Some(intents) = self.intents.take() else {
+            return Ok(());
+        };
+        let (done, marked) = tokio::sync::oneshot::channel();
+        if intents.send((self.seq, done)).await.is_err() || marked.await.is_err() {
+            return Err(TargetError::new(
+                ErrorKind::Transient,
+                0,
+                "Stopped",
+                "the run stopped before the object's write was sent".into(),
+            ));
+        }
+        Ok(())
     }
-    // A copy always becomes the current version: a manifest version that is no longer
-    // current is not touched (copying it would roll the object back).
-    if let (Some(listed), Some(current)) = (&object.version_id, &seen.version_id)
-        && listed != current
-        && listed != "null"
-    {
-        return Ok((
-            TaskState::Skipped,
-            format!("superseded: version {listed} is no longer current (current: {current})"),
-            seen.size,
-        ));
-    }
-    if !options.force && target.is_compliant(&seen) {
-        return Ok((
-            TaskState::Skipped,
-            format!("already {}", seen.mode),
-            seen.size,
-        ));
-    }
-    let written = target.reencrypt(object, &seen).await?;
-    let note = written.describe(seen.version_id.as_deref());
-    if !options.verify {
-        return Ok((
-            TaskState::Succeeded,
-            format!("{note} (not verified)"),
-            seen.size,
-        ));
-    }
-    // The write's own answer, when it names the new encryption, confirms the write
-    // without another request.
-    if let Some(after) = &written.after
-        && target.is_compliant(after)
-    {
-        return Ok((TaskState::Succeeded, note, after.size));
-    }
-    let after = match target.inspect(object).await {
-        Ok(after) => after,
-        // Gone since reseal's write: the write itself succeeded.
-        Err(e) if e.http_status == 404 => {
+
+    /// One try of a task; see [`run_task`].
+    async fn attempt(
+        &mut self,
+        target: &dyn Target,
+        options: &RunOptions,
+    ) -> Result<(TaskState, String, u64), TargetError> {
+        let object = &self.object.clone();
+        let seen = target.inspect(object).await?;
+        self.last_etag = Some(seen.etag.clone());
+        if self.written_earlier && target.is_compliant(&seen) {
             return Ok((
                 TaskState::Succeeded,
-                format!("{note}; the object was deleted since"),
+                "re-encrypted by an earlier run of this job, which stopped before it recorded the result"
+                    .to_owned(),
                 seen.size,
             ));
         }
-        Err(e) => return Err(e),
-    };
-    if target.is_compliant(&after) {
-        return Ok((TaskState::Succeeded, note, after.size));
-    }
-    if rewritten_since(&written, &after) {
-        // Someone wrote the key after reseal did: reseal's write stands as done, and the
-        // newer object is theirs to answer for.
-        return Ok((
-            TaskState::Succeeded,
+        if self.maybe_written && target.is_compliant(&seen) {
+            return Ok((
+                TaskState::Succeeded,
+                "re-encrypted (confirmed after a retry)".to_owned(),
+                seen.size,
+            ));
+        }
+        // A copy always becomes the current version: a manifest version that is no longer
+        // current is not touched (copying it would roll the object back).
+        if let (Some(listed), Some(current)) = (&object.version_id, &seen.version_id)
+            && listed != current
+            && listed != "null"
+        {
+            return Ok((
+                TaskState::Skipped,
+                format!("superseded: version {listed} is no longer current (current: {current})"),
+                seen.size,
+            ));
+        }
+        if !options.force && target.is_compliant(&seen) {
+            return Ok((
+                TaskState::Skipped,
+                format!("already {}", seen.mode),
+                seen.size,
+            ));
+        }
+        self.mark_before_write().await?;
+        let written = target.reencrypt(object, &seen).await?;
+        let note = written.describe(seen.version_id.as_deref());
+        if !options.verify {
+            return Ok((
+                TaskState::Succeeded,
+                format!("{note} (not verified)"),
+                seen.size,
+            ));
+        }
+        // The write's own answer, when it names the new encryption, confirms the write
+        // without another request.
+        if let Some(after) = &written.after
+            && target.is_compliant(after)
+        {
+            return Ok((TaskState::Succeeded, note, after.size));
+        }
+        let after = match target.inspect(object).await {
+            Ok(after) => after,
+            // Gone since reseal's write: the write itself succeeded.
+            Err(e) if e.http_status == 404 => {
+                return Ok((
+                    TaskState::Succeeded,
+                    format!("{note}; the object was deleted since"),
+                    seen.size,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if target.is_compliant(&after) {
+            return Ok((TaskState::Succeeded, note, after.size));
+        }
+        if rewritten_since(&written, &after) {
+            // Someone wrote the key after reseal did: reseal's write stands as done, and the
+            // newer object is theirs to answer for.
+            return Ok((
+                TaskState::Succeeded,
+                format!(
+                    "{note}; the object has changed since (now ETag {}, {})",
+                    after.etag, after.mode
+                ),
+                seen.size,
+            ));
+        }
+        // The server took the write but did not apply the encryption asked for: writing again
+        // would not change that.
+        Err(TargetError::permanent(
+            500,
+            "VerificationFailed",
             format!(
-                "{note}; the object has changed since (now ETag {}, {})",
-                after.etag, after.mode
+                "after re-encryption the object is {}: the server did not apply the encryption asked for (--no-verify for servers that do not report it)",
+                after.mode
             ),
-            seen.size,
-        ));
+        ))
     }
-    // The server took the write but did not apply the encryption asked for: writing again
-    // would not change that.
-    Err(TargetError::permanent(
-        500,
-        "VerificationFailed",
-        format!(
-            "after re-encryption the object is {}: the server did not apply the encryption asked for (--no-verify for servers that do not report it)",
-            after.mode
-        ),
-    ))
 }
 
 /// Whether an inspection after a write sees another object than the one the write left.

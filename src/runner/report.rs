@@ -34,6 +34,12 @@ pub enum ReportError {
 }
 
 /// Writes the report of `job` under `dest`; returns the report's manifest.json path.
+///
+/// Rows stream from the job store into the results files as they are read (memory stays
+/// flat at any job size); each file is written beside its place and renamed into it once
+/// whole, results first and manifest.json last, so that a reader who finds manifest.json
+/// finds every file it names whole. A report cut short (the process killed) leaves no
+/// manifest.json and is written again, to the same names, by the next run.
 pub async fn write_report(
     store: &dyn JobStore,
     job: &Job,
@@ -47,9 +53,16 @@ pub async fn write_report(
     let dir = dest.join(format!("job-{}", job.id));
     let results_dir = dir.join("results");
     std::fs::create_dir_all(&results_dir).map_err(io(&results_dir))?;
+    // What a write that was cut short left behind: never read, not left to confuse.
+    for entry in std::fs::read_dir(&results_dir).map_err(io(&results_dir))? {
+        let path = entry.map_err(io(&results_dir))?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 
-    let mut succeeded = Vec::new();
-    let mut failed = Vec::new();
+    let mut succeeded = ResultsFile::create(&results_dir).map_err(io(&results_dir))?;
+    let mut failed = ResultsFile::create(&results_dir).map_err(io(&results_dir))?;
     let mut after = -1;
     loop {
         let page = store.task_page(job, after, 8192).await?;
@@ -70,9 +83,8 @@ pub async fn write_report(
             } else {
                 message
             };
-            writeln!(
-                out,
-                "{},{},{},{},{},{},{}",
+            let line = format!(
+                "{},{},{},{},{},{},{}\n",
                 csv_field(&t.bucket),
                 encode_key(&t.key),
                 csv_field(t.version_id.as_deref().unwrap_or("")),
@@ -80,21 +92,19 @@ pub async fn write_report(
                 t.http_status.map(|s| s.to_string()).unwrap_or_default(),
                 csv_field(t.error_code.as_deref().unwrap_or("")),
                 csv_field(&message),
-            )
-            .expect("writing to memory");
+            );
+            out.write(line.as_bytes()).map_err(io(&results_dir))?;
         }
     }
 
-    let tmp = dir.clone();
     let mut results = Vec::new();
-    for (status, rows) in [("succeeded", succeeded), ("failed", failed)] {
-        if rows.is_empty() {
+    for (status, file) in [("succeeded", succeeded), ("failed", failed)] {
+        let Some((name, md5)) = file
+            .commit(&results_dir, status)
+            .map_err(io(&results_dir))?
+        else {
             continue;
-        }
-        let md5 = crate::encoding::hex(&Md5::digest(&rows));
-        let name = format!("{status}-{md5}.csv");
-        let path = results_dir.join(&name);
-        durable::write_file(&tmp, &path, &rows).map_err(io(&path))?;
+        };
         results.push(serde_json::json!({
             "TaskExecutionStatus": status,
             "Bucket": dest.display().to_string(),
@@ -110,8 +120,45 @@ pub async fn write_report(
     });
     let path = dir.join("manifest.json");
     let text = serde_json::to_vec_pretty(&manifest).expect("a report manifest serialises");
-    durable::write_file(&tmp, &path, &text).map_err(io(&path))?;
+    durable::write_file(&dir, &path, &text).map_err(io(&path))?;
     Ok(path)
+}
+
+/// One results file being written: its rows go to a file beside its place, its MD5 (which
+/// names it, as S3 names them) is computed as they go.
+struct ResultsFile {
+    out: std::io::BufWriter<durable::AtomicFile>,
+    md5: Md5,
+    rows: u64,
+}
+
+impl ResultsFile {
+    fn create(dir: &Path) -> std::io::Result<ResultsFile> {
+        Ok(ResultsFile {
+            out: std::io::BufWriter::new(durable::AtomicFile::create(dir)?),
+            md5: Md5::new(),
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.md5.update(line);
+        self.rows += 1;
+        self.out.write_all(line)
+    }
+
+    /// Puts the file in place as `STATUS-MD5.csv`; returns its name and MD5, or nothing
+    /// when it has no row (then it is dropped).
+    fn commit(self, dir: &Path, status: &str) -> std::io::Result<Option<(String, String)>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        let md5 = crate::encoding::hex(&self.md5.finalize());
+        let name = format!("{status}-{md5}.csv");
+        file.commit(&dir.join(&name))?;
+        Ok(Some((name, md5)))
+    }
 }
 
 /// Quotes a CSV field when it needs it.

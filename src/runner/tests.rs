@@ -299,6 +299,7 @@ fn task() -> Task {
         size: None,
         attempts: 0,
         lease_token: 0,
+        write_started: false,
     }
 }
 
@@ -309,7 +310,7 @@ async fn changes_under_us_are_inspected_again() {
         ..RunOptions::default()
     };
     // Five rewrites, each answered 412: the task goes on.
-    let (result, _) = run_task(&ContestedTarget::new(5, false), &task(), &options).await;
+    let (result, _) = run_task(&ContestedTarget::new(5, false), &task(), &options, None).await;
     assert_eq!(result.state, TaskState::Succeeded, "{result:?}");
     assert_eq!(result.attempts, 6);
     assert_eq!(result.message, "re-encrypted by CopyObject");
@@ -321,7 +322,7 @@ async fn an_object_that_keeps_changing_ends_its_task_saying_so() {
         max_changes: 4,
         ..RunOptions::default()
     };
-    let (result, _) = run_task(&ContestedTarget::new(100, false), &task(), &options).await;
+    let (result, _) = run_task(&ContestedTarget::new(100, false), &task(), &options, None).await;
     assert_eq!(result.state, TaskState::Failed);
     assert_eq!(result.http_status, 412, "not a server error: {result:?}");
     assert_eq!(result.error_code.as_deref(), Some("ObjectChanging"));
@@ -340,6 +341,7 @@ async fn a_rewrite_after_a_successful_write_is_that_write_s_success() {
         &ContestedTarget::new(0, true),
         &task(),
         &RunOptions::default(),
+        None,
     )
     .await;
     assert_eq!(result.state, TaskState::Succeeded, "{result:?}");

@@ -226,6 +226,29 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         results: &[TaskResult],
     ) -> Result<u64, JobStoreError>;
 
+    /// Marks tasks `owner` holds as about to be written, durably, before their writes are
+    /// sent (see [`Task::write_started`]).
+    async fn mark_write_started(
+        &self,
+        job: &Job,
+        owner: &str,
+        seqs: &[i64],
+    ) -> Result<(), JobStoreError>;
+
+    /// Claims the writing of a finished job's completion report for `owner` until
+    /// `lease` from now: false when it is written already, or another run holds a claim
+    /// that has not expired (unless that run is `gone`, known dead).
+    async fn claim_report(
+        &self,
+        job: &Job,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<bool, JobStoreError>;
+
+    /// Records that the job's report is written whole.
+    async fn report_written(&self, job: &Job) -> Result<(), JobStoreError>;
+
     /// Gives back the tasks `owner` holds (a run that stops), so another run takes them at
     /// once.
     async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError>;

@@ -98,7 +98,7 @@ impl PostgresJobStore {
              UPDATE tasks t SET lease_owner = $3, lease_token = $4, \
                lease_expires = reseal_now_ms() + $5 \
              FROM picked WHERE t.job_pk = $1 AND t.seq = picked.seq \
-             RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts",
+             RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started",
         )
         .bind(job.pk)
         .bind(i64::from(limit))
@@ -116,7 +116,7 @@ impl PostgresJobStore {
                  UPDATE tasks t SET state = 'leased', lease_owner = $3, lease_token = $4, \
                    lease_expires = reseal_now_ms() + $5 \
                  FROM picked WHERE t.job_pk = $1 AND t.seq = picked.seq \
-                 RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts",
+                 RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started",
             )
             .bind(job.pk)
             .bind(room)
@@ -580,6 +580,57 @@ impl JobStore for PostgresJobStore {
             return Ok(0);
         }
         retry_deadlocks(|| self.record_once(job, owner, results)).await
+    }
+
+    async fn mark_write_started(
+        &self,
+        job: &Job,
+        owner: &str,
+        seqs: &[i64],
+    ) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "UPDATE tasks SET write_started = true WHERE job_pk = $1 AND seq = ANY($2) \
+             AND state = 'leased' AND lease_owner = $3",
+        )
+        .bind(job.pk)
+        .bind(seqs)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_report(
+        &self,
+        job: &Job,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<bool, JobStoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET report_claim = $1, report_claim_expires = reseal_now_ms() + $2 \
+             WHERE pk = $3 AND report_written_at IS NULL \
+             AND (report_claim IS NULL OR report_claim = $1 OR report_claim = $4 \
+                  OR report_claim_expires < reseal_now_ms())",
+        )
+        .bind(owner)
+        .bind(lease.as_millis() as i64)
+        .bind(job.pk)
+        .bind(gone)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn report_written(&self, job: &Job) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "UPDATE jobs SET report_written_at = reseal_now_ms(), report_claim = NULL \
+             WHERE pk = $1",
+        )
+        .bind(job.pk)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError> {

@@ -28,6 +28,8 @@ pub(super) struct JobRow {
     updated_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    report_written_at: Option<i64>,
+    report_claim: Option<String>,
 }
 
 impl JobRow {
@@ -69,6 +71,8 @@ impl JobRow {
             updated_at: self.updated_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            report_written_at: self.report_written_at,
+            report_claim: self.report_claim,
             id,
         })
     }
@@ -111,6 +115,7 @@ pub(super) struct LeasedRow {
     version_id: Option<String>,
     size: Option<i64>,
     attempts: i64,
+    write_started: bool,
 }
 
 impl LeasedRow {
@@ -123,6 +128,7 @@ impl LeasedRow {
             size: self.size.map(|s| s.max(0) as u64),
             attempts: self.attempts.max(0) as u32,
             lease_token,
+            write_started: self.write_started,
         }
     }
 }

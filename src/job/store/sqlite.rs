@@ -366,7 +366,7 @@ impl JobStore for SqliteJobStore {
              WHERE job_pk = ? AND seq IN ( \
                SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
                ORDER BY seq LIMIT ?) \
-             RETURNING seq, bucket, key, version_id, size, attempts",
+             RETURNING seq, bucket, key, version_id, size, attempts, write_started",
         )
         .bind(owner)
         .bind(token)
@@ -385,7 +385,7 @@ impl JobStore for SqliteJobStore {
                  WHERE job_pk = ? AND seq IN ( \
                    SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
                    ORDER BY seq LIMIT ?) \
-                 RETURNING seq, bucket, key, version_id, size, attempts",
+                 RETURNING seq, bucket, key, version_id, size, attempts, write_started",
             )
             .bind(owner)
             .bind(token)
@@ -478,6 +478,62 @@ impl JobStore for SqliteJobStore {
         }
         tx.commit().await?;
         Ok(recorded as u64)
+    }
+
+    async fn mark_write_started(
+        &self,
+        job: &Job,
+        owner: &str,
+        seqs: &[i64],
+    ) -> Result<(), JobStoreError> {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE tasks SET write_started = 1 WHERE state = 'leased' AND job_pk = ",
+        );
+        update
+            .push_bind(job.pk)
+            .push(" AND lease_owner = ")
+            .push_bind(owner)
+            .push(" AND seq IN (");
+        let mut list = update.separated(", ");
+        for seq in seqs {
+            list.push_bind(*seq);
+        }
+        update.push(")");
+        update.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn claim_report(
+        &self,
+        job: &Job,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<bool, JobStoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET report_claim = ?, report_claim_expires = ? WHERE pk = ? \
+             AND report_written_at IS NULL AND (report_claim IS NULL OR report_claim = ? \
+             OR report_claim = ? OR report_claim_expires < ?)",
+        )
+        .bind(owner)
+        .bind(now + lease.as_millis() as i64)
+        .bind(job.pk)
+        .bind(owner)
+        .bind(gone)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn report_written(&self, job: &Job) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET report_written_at = ?, report_claim = NULL WHERE pk = ?")
+            .bind(now_ms())
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError> {

@@ -301,7 +301,8 @@ pub async fn list_to_csv(
     Ok(counts)
 }
 
-/// Uploads every file under `dir` to `to` (a prefix), keeping relative paths.
+/// Uploads every file under `dir` to `to` (a prefix), keeping relative paths; files named
+/// `manifest.json` go last.
 pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S3Url>, FilesError> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -316,7 +317,14 @@ pub async fn upload_dir(client: &Client, dir: &Path, to: &S3Url) -> Result<Vec<S
             }
         }
     }
-    files.sort();
+    // A manifest.json last: a reader that finds it finds every file it names (a report's
+    // results are uploaded before its manifest).
+    files.sort_by_key(|p| {
+        (
+            p.file_name() == Some(std::ffi::OsStr::new("manifest.json")),
+            p.clone(),
+        )
+    });
     let client = &retrying(client);
     let base = to.key.trim_end_matches('/');
     let mut uploaded = Vec::new();
