@@ -88,6 +88,7 @@ fn main() {
                 bucket_key: false,
                 filter: Default::default(),
                 confirmation_required: false,
+                trust_inventory: false,
                 report: None,
             },
             target: None,

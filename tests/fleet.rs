@@ -173,6 +173,7 @@ fn new_job() -> NewJob {
             bucket_key: false,
             filter: Default::default(),
             confirmation_required: false,
+            trust_inventory: false,
             report: None,
         },
         target: None,

@@ -416,7 +416,10 @@ fn sustained_writes(f: &Fixture) {
     // reseal's write succeeded: the task did. The copy's answer confirms the new
     // encryption, so no inspection sees the rewrite (where one does, the report says the
     // object has changed since: runner::tests::a_rewrite_after_a_successful_write_…).
-    assert!(after[6].starts_with("re-encrypted by CopyObject"), "{after:?}");
+    assert!(
+        after[6].starts_with("re-encrypted by CopyObject"),
+        "{after:?}"
+    );
 }
 
 #[test]

@@ -93,3 +93,116 @@ fn moto_requests_per_object() {
 fn serve_requests_per_object() {
     requests_per_object(&Fixture::new(S3Server::reseal_serve()));
 }
+
+/// With `--trust-inventory`, an object that needs work costs one request (the copy,
+/// guarded by the inventory's ETag, whose answer confirms it), an object the inventory
+/// says is compliant none, and one changed since the inventory is inspected as usual
+/// after its guarded copy is refused (where the server checks the guard).
+fn trusted_inventory(f: &Fixture) {
+    let bucket = "trusted";
+    f.bucket(bucket);
+    let plain: Vec<String> = (0..5).map(|i| format!("needs work/{i}")).collect();
+    let done: Vec<String> = (0..3).map(|i| format!("compliant/{i}")).collect();
+    for k in &plain {
+        f.put(bucket, k, b"bytes", Mode::NotSse, "");
+    }
+    for k in &done {
+        f.put(bucket, k, b"bytes", Mode::SseS3, "");
+    }
+    let (want, listed_done) = if f.server.caps.default_sse {
+        ("sse-kms", "NOT-SSE")
+    } else {
+        ("sse-s3", "SSE-S3")
+    };
+    let env = Env::new();
+    let row = |k: &str, status: &str| {
+        let head = f.head(bucket, k);
+        format!(
+            "\"{bucket}\",\"{}\",\"5\",\"{}\",\"STANDARD\",\"{status}\"\n",
+            reseal::encoding::encode_key(k),
+            head.e_tag().unwrap().trim_matches('"')
+        )
+    };
+    let mut rows: String = plain.iter().map(|k| row(k, "NOT-SSE")).collect();
+    rows.extend(done.iter().map(|k| row(k, listed_done)));
+    // Changed since the inventory: the row's ETag is the old one.
+    let stale = "changed since";
+    f.put(bucket, stale, b"old bytes", Mode::NotSse, "");
+    rows.push_str(&row(stale, "NOT-SSE"));
+    f.put(bucket, stale, b"newer bytes", Mode::NotSse, "");
+    // Without the columns it needs, the option is refused: the job fails holding no task.
+    let narrow = env.inventory(
+        "Bucket, Key, Size",
+        &[common::gz("\"trusted\",\"a\",\"1\"\n")],
+    );
+    let refused = f.reseal(
+        &env,
+        &[
+            "job",
+            "create",
+            "--manifest",
+            narrow.to_str().unwrap(),
+            "--sse",
+            want,
+            "--trust-inventory",
+        ],
+    );
+    refused
+        .exits(2)
+        .says("--trust-inventory needs the ETag column");
+    assert!(env.jobs().iter().all(|j| j["status"] == "Failed"));
+    let schema = "Bucket, Key, Size, ETag, StorageClass, EncryptionStatus";
+    let manifest = env.inventory(schema, &[common::gz(&rows)]);
+
+    let proxy = Proxy::start(&f.server.endpoint, Faults::default());
+    let run = f.reseal_at(
+        &env,
+        &proxy.endpoint,
+        &[
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--sse",
+            want,
+            "--trust-inventory",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}: {}", f.server.name, run.stderr);
+    let seen = per_key(&proxy, bucket);
+    for key in &plain {
+        assert_eq!(seen[key], ["COPY"], "{}: {key}", f.server.name);
+    }
+    if !f.server.caps.default_sse {
+        for key in &done {
+            assert!(
+                !seen.contains_key(key),
+                "{}: {key}: {:?}",
+                f.server.name,
+                seen.get(key)
+            );
+        }
+    }
+    if f.server.caps.copy_if_match {
+        assert_eq!(
+            seen[stale],
+            ["COPY", "HEAD", "COPY"],
+            "{}: the guarded copy is refused, the object inspected and copied",
+            f.server.name
+        );
+    }
+    assert_eq!(f.get(bucket, stale), b"newer bytes");
+    for key in plain.iter().chain([&stale.to_owned()]) {
+        let head = f.head(bucket, key);
+        assert!(head.server_side_encryption().is_some(), "{key}");
+    }
+}
+
+#[test]
+fn moto_trusted_inventory() {
+    trusted_inventory(&Fixture::new(S3Server::moto()));
+}
+
+#[test]
+fn serve_trusted_inventory() {
+    trusted_inventory(&Fixture::new(S3Server::reseal_serve()));
+}

@@ -55,6 +55,9 @@ CREATE TABLE tasks (
     storage_class     TEXT,
     encryption_status TEXT,
     state             TEXT   NOT NULL DEFAULT 'pending',
+    -- A hash of the key: tasks are leased in its order, not the manifest's (an inventory
+    -- is sorted by key, and S3's request rates are per prefix).
+    spread            BIGINT NOT NULL DEFAULT 0,
     attempts          BIGINT NOT NULL DEFAULT 0,
     lease_owner       TEXT,
     lease_token       BIGINT,
@@ -70,7 +73,7 @@ CREATE TABLE tasks (
         autovacuum_analyze_scale_factor = 0.02);
 
 -- Leasing scans only what can be leased: pending tasks in order, and leases by expiry.
-CREATE INDEX tasks_pending ON tasks (job_pk, seq) WHERE state = 'pending';
+CREATE INDEX tasks_pending ON tasks (job_pk, spread, seq) WHERE state = 'pending';
 CREATE INDEX tasks_leased ON tasks (job_pk, lease_expires) WHERE state = 'leased';
 
 -- The runs that worked on a job, as their heartbeats left them (job describe).

@@ -151,8 +151,9 @@ pub struct S3Args {
 #[derive(Debug, Clone, Args)]
 pub struct RunOptionArgs {
     /// Objects worked on at once [default: 64 on S3, where each request waits on the
-    /// network and adaptive pacing lowers it on throttling; 16 on the local store, whose
-    /// work is CPU and disk].
+    /// network and adaptive pacing starts there, lowers it on throttling and raises it up
+    /// to --max-concurrency while requests come back unqueued; 16 on the local store,
+    /// whose work is CPU and disk].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: Option<u32>,
     /// Inspect every object and report what would change; change nothing.
@@ -210,6 +211,11 @@ pub struct RunOptionArgs {
     /// S3: delete a key's noncurrent versions once its current version is re-encrypted.
     #[arg(long, help_heading = "S3")]
     pub delete_noncurrent: bool,
+    /// S3: the most objects worked on at once that adaptive pacing grows to from
+    /// --concurrency while requests come back unqueued (far from the server, the wait is
+    /// the network's).
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536), help_heading = "S3")]
+    pub max_concurrency: u32,
     /// S3: at most this many requests per second (a hard cap under adaptive pacing).
     #[arg(long, value_name = "N", help_heading = "S3")]
     pub max_rps: Option<f64>,
@@ -356,6 +362,14 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 10,
           value_parser = clap::value_parser!(i64).range(0..=i64::from(i32::MAX)))]
     pub priority: i64,
+
+    /// S3: take each object's ETag, encryption and storage class from the inventory row
+    /// instead of a HEAD: one request (the guarded copy) for an object that needs work; an
+    /// object changed since the inventory is inspected as usual. Needs the ETag,
+    /// EncryptionStatus and StorageClass columns. Not copied then: a website redirect
+    /// location, object lock settings, the checksum algorithm.
+    #[arg(long)]
+    pub trust_inventory: bool,
 
     /// Hold the job Suspended until `reseal job confirm ID`.
     #[arg(long)]

@@ -110,6 +110,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
             bucket_key: false,
             filter: Filter::default(),
             confirmation_required: false,
+            trust_inventory: false,
             report: Some(ReportSpec {
                 destination: dir.join("reports").display().to_string(),
                 scope: ReportScope::All,
@@ -147,6 +148,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         max_changes: 10,
         lease: "2m".into(),
         metrics_addr: None,
+        max_concurrency: 1024,
         failure_threshold_percent: 50.0,
         failure_threshold_min_tasks: 1000,
         method: super::args::MethodArg::Auto,

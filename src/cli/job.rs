@@ -313,6 +313,11 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
             ));
         }
     };
+    if args.trust_inventory && args.target.store.is_some() {
+        return Err(CliError::input(
+            "--trust-inventory saves requests to S3; the local store is inspected directly",
+        ));
+    }
     if args.target.store.is_some() && args.target.s3.endpoint_url.is_some() {
         return Err(CliError::input(
             "--store and --endpoint-url name two targets: give one",
@@ -324,6 +329,7 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
         bucket_key: args.bucket_key,
         filter,
         confirmation_required: args.confirmation_required,
+        trust_inventory: args.trust_inventory,
         report,
     };
     Ok((

@@ -297,6 +297,7 @@ fn s3_options(
         preserve_acl: o.preserve_acl,
         delete_noncurrent: o.delete_noncurrent,
         max_in_flight: o.concurrency_for(spec),
+        max_concurrency: (o.max_concurrency as usize).max(o.concurrency_for(spec)),
         max_attempts: o.max_attempts,
         max_rps: o.max_rps,
         ..S3Options::default()
@@ -355,6 +356,7 @@ async fn run_one(
         force: options.force,
         verify: !options.no_verify,
         max_changes: options.max_changes,
+        trust_inventory: job.spec.trust_inventory,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,
         ..RunOptions::default()

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::model::{IngestCounts, Job, JobStatus};
 use super::store::{JobStore, JobStoreError, NewJob};
-use crate::manifest::{Entry, Filter, Manifest, ManifestError, ManifestSummary, RowKind};
+use crate::manifest::{Column, Entry, Filter, Manifest, ManifestError, ManifestSummary, RowKind};
 
 /// Tasks per batch written to the job store (one transaction each).
 const BATCH: usize = 8192;
@@ -45,7 +45,15 @@ pub async fn create_job_counting(
     store
         .set_status(&job, JobStatus::New, JobStatus::Preparing)
         .await?;
-    match ingest(store, &job, manifest_path, new.spec.filter.clone()).await {
+    match ingest(
+        store,
+        &job,
+        manifest_path,
+        new.spec.filter.clone(),
+        new.spec.required_columns(),
+    )
+    .await
+    {
         Ok((summary, mut counts)) => {
             counts.delete_markers += left_out.delete_markers;
             counts.noncurrent_versions += left_out.noncurrent_versions;
@@ -84,9 +92,10 @@ async fn ingest(
     job: &Job,
     path: PathBuf,
     filter: Filter,
+    required: Vec<(&'static str, Column)>,
 ) -> Result<(ManifestSummary, IngestCounts), Failure> {
     let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(4);
-    let reader = tokio::task::spawn_blocking(move || read_manifest(&path, &filter, tx));
+    let reader = tokio::task::spawn_blocking(move || read_manifest(&path, &filter, &required, tx));
 
     let mut written = 0u64;
     let mut store_error = None;
@@ -113,12 +122,12 @@ async fn ingest(
 fn read_manifest(
     path: &std::path::Path,
     filter: &Filter,
+    required: &[(&'static str, Column)],
     tx: mpsc::Sender<Vec<Entry>>,
 ) -> Result<(ManifestSummary, IngestCounts), ManifestError> {
     let manifest = Manifest::open(path)?;
-    let missing: Vec<String> = filter
-        .required_columns()
-        .into_iter()
+    let missing: Vec<String> = required
+        .iter()
         .filter(|(_, column)| !manifest.has_column(*column))
         .map(|(flag, column)| format!("{flag} needs the {column} column"))
         .collect();

@@ -206,6 +206,10 @@ pub struct JobSpec {
     pub filter: Filter,
     #[serde(default)]
     pub confirmation_required: bool,
+    /// Take an object's ETag, encryption and storage class from the inventory row instead
+    /// of inspecting it first (S3): one request for an object that needs work.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_inventory: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportSpec>,
 }
@@ -266,6 +270,20 @@ impl fmt::Display for TargetSpec {
                 ..
             } => write!(f, "S3 endpoint {url}"),
         }
+    }
+}
+
+impl JobSpec {
+    /// The manifest columns this spec needs, with the option that needs each.
+    pub fn required_columns(&self) -> Vec<(&'static str, crate::manifest::Column)> {
+        use crate::manifest::Column;
+        let mut needed = self.filter.required_columns();
+        if self.trust_inventory {
+            for column in [Column::ETag, Column::EncryptionStatus, Column::StorageClass] {
+                needed.push(("--trust-inventory", column));
+            }
+        }
+        needed
     }
 }
 
@@ -380,6 +398,10 @@ pub struct Task {
     /// An earlier run marked it before sending the object's write (and did not record a
     /// result): if the object is compliant now, this job made it so.
     pub write_started: bool,
+    /// What the manifest said of the object, where it said it.
+    pub etag: Option<String>,
+    pub storage_class: Option<String>,
+    pub encryption_status: Option<crate::sse::SseMode>,
 }
 
 /// The outcome of one task, as the runner records it and the report shows it.

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use crate::job::{
     Job, JobStatus, JobStore, JobStoreError, Task, TaskCounts, TaskResult, TaskState,
 };
-use crate::targets::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Written};
+use crate::targets::{ErrorKind, Listed, ObjectRef, ObjectState, Target, TargetError, Written};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct RunOptions {
     /// Times an object that changed since it was inspected is inspected again before its
     /// task ends as "changing under us".
     pub max_changes: u32,
+    /// Act on what the inventory row says instead of inspecting first, where the target
+    /// can (the job's `--trust-inventory`).
+    pub trust_inventory: bool,
     /// The job fails when more than this share of the tasks run so far failed…
     pub failure_threshold_percent: f64,
     /// …once at least this many tasks have run.
@@ -46,6 +49,7 @@ impl Default for RunOptions {
             force: false,
             verify: true,
             max_changes: 10,
+            trust_inventory: false,
             failure_threshold_percent: 50.0,
             failure_threshold_min_tasks: 1000,
             lease: Duration::from_secs(120),
@@ -190,22 +194,20 @@ pub async fn run_job(
     let mut abandon = false;
 
     loop {
+        // As many tasks at once as the target's pacing allows now (S3 grows and cuts it),
+        // else as the run was told.
+        let concurrency = target.concurrency().unwrap_or(options.concurrency).max(1);
         // Leasing: keep about two batches of work ahead of the workers.
-        if stop.is_none() && !exhausted && queue.len() < options.concurrency {
+        if stop.is_none() && !exhausted && queue.len() < concurrency {
             let batch = store
-                .lease_tasks(
-                    job,
-                    &owner,
-                    (options.concurrency * 2).max(32) as u32,
-                    options.lease,
-                )
+                .lease_tasks(job, &owner, (concurrency * 2).max(32) as u32, options.lease)
                 .await?;
             if batch.is_empty() {
                 exhausted = true;
             }
             queue.extend(batch);
         }
-        while stop.is_none() && workers.len() < options.concurrency {
+        while stop.is_none() && workers.len() < concurrency {
             let Some(task) = queue.pop_front() else { break };
             let target = Arc::clone(&target);
             let tx = results_tx.clone();
@@ -450,6 +452,7 @@ async fn run_task(
         written_earlier: task.write_started,
         last_etag: None,
         intents,
+        listed: options.trust_inventory.then(|| listed(task)).flatten(),
     };
     let mut attempts = task.attempts;
     let mut changes = 0;
@@ -501,6 +504,16 @@ async fn run_task(
     }
 }
 
+/// What a task's manifest row said of its object, when it says all a trusted write needs.
+fn listed(task: &Task) -> Option<Listed> {
+    Some(Listed {
+        etag: task.etag.clone()?,
+        mode: task.encryption_status?,
+        storage_class: task.storage_class.clone()?,
+        size: task.size,
+    })
+}
+
 /// Marks a task as about to be written, in the job store, before its write is sent: the
 /// run loop records marks in batches and answers each once it is durable.
 type Intents = mpsc::Sender<(i64, tokio::sync::oneshot::Sender<()>)>;
@@ -518,6 +531,8 @@ struct TaskRun<'a> {
     last_etag: Option<String>,
     /// Where to mark the task before its first write (none in tests of single tasks).
     intents: Option<&'a Intents>,
+    /// What the inventory said of the object, with `--trust-inventory`, until it is used.
+    listed: Option<Listed>,
 }
 
 impl TaskRun<'_> {
@@ -544,6 +559,9 @@ impl TaskRun<'_> {
         target: &dyn Target,
         options: &RunOptions,
     ) -> Result<(TaskState, String, u64), TargetError> {
+        if let Some(done) = self.trusted(target, options).await? {
+            return Ok(done);
+        }
         let object = &self.object.clone();
         let seen = target.inspect(object).await?;
         self.last_etag = Some(seen.etag.clone());
@@ -583,6 +601,52 @@ impl TaskRun<'_> {
         }
         self.mark_before_write().await?;
         let written = target.reencrypt(object, &seen).await?;
+        self.confirm(target, options, &seen, written).await
+    }
+
+    /// With `--trust-inventory`: acts on what the inventory row says, without inspecting
+    /// the object. `None`: inspect as usual (the target cannot trust the row, or the object
+    /// changed since the inventory, which the ETag guard found).
+    async fn trusted(
+        &mut self,
+        target: &dyn Target,
+        options: &RunOptions,
+    ) -> Result<Option<(TaskState, String, u64)>, TargetError> {
+        let Some(listed) = self.listed.take() else {
+            return Ok(None);
+        };
+        let Some(seen) = target.trusted_state(&self.object, &listed) else {
+            return Ok(None);
+        };
+        if !options.force && target.is_compliant(&seen) {
+            return Ok(Some((
+                TaskState::Skipped,
+                format!("already {} (as the inventory says)", seen.mode),
+                seen.size,
+            )));
+        }
+        self.mark_before_write().await?;
+        let object = self.object.clone();
+        match target.reencrypt(&object, &seen).await {
+            Ok(written) => self
+                .confirm(target, options, &seen, written)
+                .await
+                .map(Some),
+            Err(e) if e.kind == ErrorKind::Changed && !e.maybe_written => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Confirms a write: from its own answer where that names the new encryption, else by
+    /// inspecting the object again.
+    async fn confirm(
+        &mut self,
+        target: &dyn Target,
+        options: &RunOptions,
+        seen: &ObjectState,
+        written: Written,
+    ) -> Result<(TaskState, String, u64), TargetError> {
+        let object = &self.object;
         let note = written.describe(seen.version_id.as_deref());
         if !options.verify {
             return Ok((

@@ -107,6 +107,7 @@ async fn job_of(
             bucket_key: false,
             filter: Filter::default(),
             confirmation_required: false,
+            trust_inventory: false,
             report: None,
         },
         target: None,
@@ -300,6 +301,9 @@ fn task() -> Task {
         attempts: 0,
         lease_token: 0,
         write_started: false,
+        etag: None,
+        storage_class: None,
+        encryption_status: None,
     }
 }
 

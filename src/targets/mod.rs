@@ -34,6 +34,16 @@ pub struct ObjectRef {
     pub version_id: Option<String>,
 }
 
+/// What a manifest row said of an object (an inventory's ETag, EncryptionStatus and
+/// StorageClass), for a target that can act on it without inspecting the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub etag: String,
+    pub mode: SseMode,
+    pub storage_class: String,
+    pub size: Option<u64>,
+}
+
 /// What an inspection found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectState {
@@ -196,6 +206,18 @@ pub trait Target: Send + Sync {
         object: &ObjectRef,
         seen: &ObjectState,
     ) -> Result<Written, TargetError>;
+
+    /// The object as `listed` describes it, when the target can act on that without
+    /// inspecting it (S3 with `--trust-inventory`); `None` when it must inspect.
+    fn trusted_state(&self, _object: &ObjectRef, _listed: &Listed) -> Option<ObjectState> {
+        None
+    }
+
+    /// How many tasks may run at once now, when the target paces itself (S3's adaptive
+    /// concurrency); the runner follows it.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
 
     /// The key ARN the server showed for the job's KMS key when the job names an alias or
     /// the default key, once a write has shown it; the job keeps it for later runs.

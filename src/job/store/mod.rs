@@ -102,6 +102,17 @@ fn migrate_error(location: &str, e: sqlx::migrate::MigrateError) -> JobStoreErro
     }
 }
 
+/// The order tasks are leased in: a hash of the object (FNV-1a), so that a batch spreads
+/// over prefixes whatever the manifest's order. Stable, so that both stores agree.
+pub(crate) fn spread(bucket: &str, key: &str) -> i64 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for &b in bucket.as_bytes().iter().chain(b"/").chain(key.as_bytes()) {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i64::from(hash)
+}
+
 /// The `LIKE` pattern of the jobs whose id starts with `given` (wildcards in it dropped).
 fn prefix_pattern(given: &str) -> String {
     format!("{}%", given.replace(['%', '_'], ""))

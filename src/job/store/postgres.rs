@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
 
 use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
-use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern};
+use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern, spread};
 use crate::job::model::{
     IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
     Worker,
@@ -98,7 +98,8 @@ impl PostgresJobStore {
              UPDATE tasks t SET lease_owner = $3, lease_token = $4, \
                lease_expires = reseal_now_ms() + $5 \
              FROM picked WHERE t.job_pk = $1 AND t.seq = picked.seq \
-             RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started",
+             RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started, \
+             t.etag, t.storage_class, t.encryption_status",
         )
         .bind(job.pk)
         .bind(i64::from(limit))
@@ -112,11 +113,12 @@ impl PostgresJobStore {
             let pending: Vec<LeasedRow> = sqlx::query_as(
                 "WITH picked AS ( \
                    SELECT seq FROM tasks WHERE job_pk = $1 AND state = 'pending' \
-                   ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                   ORDER BY spread, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  UPDATE tasks t SET state = 'leased', lease_owner = $3, lease_token = $4, \
                    lease_expires = reseal_now_ms() + $5 \
                  FROM picked WHERE t.job_pk = $1 AND t.seq = picked.seq \
-                 RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started",
+                 RETURNING t.seq, t.bucket, t.key, t.version_id, t.size, t.attempts, t.write_started, \
+             t.etag, t.storage_class, t.encryption_status",
             )
             .bind(job.pk)
             .bind(room)
@@ -436,13 +438,13 @@ impl JobStore for PostgresJobStore {
             csv_field(&mut data, e.storage_class.as_deref());
             data.push(b',');
             csv_field(&mut data, e.encryption_status.map(|m| m.as_str()));
-            data.push(b'\n');
+            data.extend_from_slice(format!(",{}\n", spread(&e.bucket, &e.key)).as_bytes());
         }
         let mut tx = self.pool.begin().await?;
         let mut copy = tx
             .copy_in_raw(
                 "COPY tasks (job_pk, seq, bucket, key, version_id, size, etag, last_modified, \
-                 storage_class, encryption_status) FROM STDIN (FORMAT csv)",
+                 storage_class, encryption_status, spread) FROM STDIN (FORMAT csv)",
             )
             .await?;
         copy.send(data).await?;

@@ -116,6 +116,9 @@ pub(super) struct LeasedRow {
     size: Option<i64>,
     attempts: i64,
     write_started: bool,
+    etag: Option<String>,
+    storage_class: Option<String>,
+    encryption_status: Option<String>,
 }
 
 impl LeasedRow {
@@ -129,6 +132,10 @@ impl LeasedRow {
             attempts: self.attempts.max(0) as u32,
             lease_token,
             write_started: self.write_started,
+            etag: self.etag,
+            storage_class: self.storage_class,
+            // Written by ingestion from a parsed mode: anything else is no statement.
+            encryption_status: self.encryption_status.and_then(|m| m.parse().ok()),
         }
     }
 }

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
 use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
-use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern};
+use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern, spread};
 use crate::job::model::{
     IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
     Worker,
@@ -234,7 +234,7 @@ impl JobStore for SqliteJobStore {
         for chunk in entries.chunks(INSERT_CHUNK) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO tasks (job_pk, seq, bucket, key, version_id, size, etag, \
-                 last_modified, storage_class, encryption_status) ",
+                 last_modified, storage_class, encryption_status, spread) ",
             );
             insert.push_values(chunk, |mut row, e| {
                 row.push_bind(job.pk)
@@ -246,7 +246,8 @@ impl JobStore for SqliteJobStore {
                     .push_bind(e.etag.as_deref())
                     .push_bind(e.last_modified)
                     .push_bind(e.storage_class.as_deref())
-                    .push_bind(e.encryption_status.map(|m| m.as_str()));
+                    .push_bind(e.encryption_status.map(|m| m.as_str()))
+                    .push_bind(spread(&e.bucket, &e.key));
                 seq += 1;
             });
             insert.build().execute(&mut *tx).await?;
@@ -366,7 +367,8 @@ impl JobStore for SqliteJobStore {
              WHERE job_pk = ? AND seq IN ( \
                SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
                ORDER BY seq LIMIT ?) \
-             RETURNING seq, bucket, key, version_id, size, attempts, write_started",
+             RETURNING seq, bucket, key, version_id, size, attempts, write_started, etag, \
+             storage_class, encryption_status",
         )
         .bind(owner)
         .bind(token)
@@ -384,8 +386,9 @@ impl JobStore for SqliteJobStore {
                  lease_expires = ? \
                  WHERE job_pk = ? AND seq IN ( \
                    SELECT seq FROM tasks WHERE job_pk = ? AND state = 'pending' \
-                   ORDER BY seq LIMIT ?) \
-                 RETURNING seq, bucket, key, version_id, size, attempts, write_started",
+                   ORDER BY spread, seq LIMIT ?) \
+                 RETURNING seq, bucket, key, version_id, size, attempts, write_started, etag, \
+             storage_class, encryption_status",
             )
             .bind(owner)
             .bind(token)
@@ -702,6 +705,7 @@ mod tests {
                 bucket_key: false,
                 filter: Default::default(),
                 confirmation_required: false,
+                trust_inventory: false,
                 report: None,
             },
             target: None,

@@ -13,7 +13,7 @@ use super::S3Target;
 use super::write::SseCHeaders;
 use crate::crypto::CustomerKey;
 use crate::sse::SseMode;
-use crate::targets::{Extra, ObjectRef, ObjectState, TargetError};
+use crate::targets::{Extra, Listed, ObjectRef, ObjectState, TargetError};
 
 /// What S3 reports of an object beyond its encryption: what a copy must carry over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,6 +199,41 @@ impl S3Target {
         {
             let _ = self.learned_kms_arn.set(arn.to_owned());
         }
+    }
+}
+
+impl S3Target {
+    /// The object as an inventory row describes it, for a copy without a HEAD first; `None`
+    /// where a HEAD must come first: an object copied in parts (its content headers are
+    /// not in the inventory), an SSE-C object (which key opens it only HEAD says), and an
+    /// object already in the wanted mode when that mode has a key to compare (SSE-KMS,
+    /// DSSE-KMS, SSE-C: the inventory has no key column).
+    pub(super) fn listed_state(&self, listed: &Listed) -> Option<ObjectState> {
+        let size = listed.size?;
+        let key_to_compare = self.want.mode != SseMode::SseS3;
+        if size > self.options.multipart_threshold
+            || listed.mode == SseMode::SseC
+            || (listed.mode == self.want.mode && key_to_compare)
+        {
+            return None;
+        }
+        Some(ObjectState {
+            etag: format!("\"{}\"", listed.etag.trim_matches('"')),
+            size,
+            mode: listed.mode,
+            kms_key_id: None,
+            key_version: None,
+            bucket_key: false,
+            sse_c_key_md5: None,
+            version_id: None,
+            // What a copy carries over that the inventory knows: the storage class. A
+            // website redirect, object lock settings and the checksum algorithm are not in
+            // it, so they are not passed on.
+            extra: Some(Extra(Arc::new(ObjectDetails {
+                storage_class: Some(listed.storage_class.clone()),
+                ..ObjectDetails::default()
+            }))),
+        })
     }
 }
 

@@ -57,7 +57,7 @@ use aws_sdk_s3::types::EncryptionType;
 pub use client::{Connection, connect};
 use pace::Pacer;
 
-use super::{ErrorKind, ObjectRef, ObjectState, Target, TargetError, Want, Written};
+use super::{ErrorKind, Listed, ObjectRef, ObjectState, Target, TargetError, Want, Written};
 use crate::crypto::CustomerKey;
 use crate::sse::{SseMode, SseSpec};
 
@@ -91,8 +91,10 @@ pub struct S3Options {
     pub part_concurrency: usize,
     pub preserve_acl: bool,
     pub delete_noncurrent: bool,
-    /// Requests in flight at most (the pacer's ceiling).
+    /// Requests in flight to start with (the pacer grows or cuts it from there).
     pub max_in_flight: usize,
+    /// The most requests in flight the pacer grows to.
+    pub max_concurrency: usize,
     /// Tries per request for transient errors (throttling, 5xx, lost connections).
     pub max_attempts: u32,
     pub max_rps: Option<f64>,
@@ -112,6 +114,7 @@ impl Default for S3Options {
             preserve_acl: false,
             delete_noncurrent: false,
             max_in_flight: 64,
+            max_concurrency: 1024,
             max_attempts: 8,
             max_rps: None,
             amazon: true,
@@ -160,7 +163,11 @@ impl S3Target {
                 customer_key,
             },
             source_key: want.source_customer_key,
-            pacer: Pacer::new(options.max_in_flight, options.max_rps),
+            pacer: Pacer::new(
+                options.max_in_flight,
+                options.max_concurrency,
+                options.max_rps,
+            ),
             options,
             learned_kms_arn: OnceLock::new(),
             update_unsupported: AtomicBool::new(false),
@@ -323,6 +330,14 @@ impl Target for S3Target {
         seen: &ObjectState,
     ) -> Result<Written, TargetError> {
         self.write(object, seen).await
+    }
+
+    fn trusted_state(&self, _object: &ObjectRef, listed: &Listed) -> Option<ObjectState> {
+        self.listed_state(listed)
+    }
+
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.pacer.limit())
     }
 
     fn learned_kms_arn(&self) -> Option<String> {

@@ -1,11 +1,18 @@
-//! Pacing of requests to a server: adaptive concurrency (AIMD) and a hard cap on requests
-//! per second.
+//! Pacing of requests to a server: adaptive concurrency and a hard cap on requests per
+//! second.
 //!
-//! Every request takes a [`Permit`] first. The number of permits out at once is a limit that
-//! grows by one for every "limit" successes in a row (additive increase) and is cut by a
-//! third on throttling or a server error (multiplicative decrease, at most once per
-//! cut window so that one burst of 503s does not collapse it to one). `--max-rps` spaces
-//! the starts of requests evenly whatever the limit.
+//! Every request takes a [`Permit`] first. The number of permits out at once is a limit
+//! that starts at `--concurrency` and moves with what the server sustains:
+//! - it grows while requests come back as fast as the fastest seen lately (the server is
+//!   not queueing them: the time is the network's, as on S3 from far away): by one per
+//!   success until the first throttling (doubling each round trip), by one per "limit"
+//!   successes after it, up to `--max-concurrency`;
+//! - it is cut by a third on throttling or a server error (at most once per cut window,
+//!   so that one burst of 503s does not collapse it to one);
+//! - it eases back towards `--concurrency` when requests queue (they take well over the
+//!   fastest time), so that a busy local server is not flooded.
+//!
+//! `--max-rps` spaces the starts of requests evenly whatever the limit.
 //!
 //! The SDK's own retries are off: a request that fails is retried by the S3 target's
 //! request layer, after [`crate::time::backoff`], so that one layer decides how hard the
@@ -21,6 +28,9 @@ use tokio::time::Instant;
 pub struct Pacer {
     state: Mutex<State>,
     freed: Notify,
+    /// Where the limit starts, and what easing back returns to.
+    start: f64,
+    /// The most it grows to.
     max: f64,
     /// Minimum time between request starts, from `--max-rps`.
     spacing: Option<Duration>,
@@ -33,6 +43,10 @@ struct State {
     last_cut: Option<Instant>,
     next_start: Instant,
     throttled: u64,
+    /// The fastest successful request lately, and a moving average of recent ones
+    /// (seconds); the fastest is forgotten slowly, so that it follows the network.
+    fastest: Option<f64>,
+    average: Option<f64>,
 }
 
 /// One request's right to run; give it back with [`Permit::success`] or
@@ -40,8 +54,14 @@ struct State {
 #[derive(Debug)]
 pub struct Permit<'a> {
     pacer: &'a Pacer,
+    started: Instant,
     done: bool,
 }
+
+/// Requests taking no longer than this many times the fastest are not queued: room to grow.
+const UNQUEUED: f64 = 1.5;
+/// Requests taking longer than this many times the fastest are queued: ease back.
+const QUEUED: f64 = 3.0;
 
 /// The lowest concurrency pacing cuts down to.
 const MIN_LIMIT: f64 = 1.0;
@@ -49,19 +69,22 @@ const MIN_LIMIT: f64 = 1.0;
 const CUT_WINDOW: Duration = Duration::from_millis(500);
 
 impl Pacer {
-    /// A pacer that starts at `max` requests in flight and never goes above it.
-    pub fn new(max: usize, max_rps: Option<f64>) -> Pacer {
-        let max = max.max(1) as f64;
+    /// A pacer that starts at `start` requests in flight and never goes above `max`.
+    pub fn new(start: usize, max: usize, max_rps: Option<f64>) -> Pacer {
+        let start = start.max(1) as f64;
         Pacer {
             state: Mutex::new(State {
-                limit: max,
+                limit: start,
                 in_flight: 0,
                 last_cut: None,
                 next_start: Instant::now(),
                 throttled: 0,
+                fastest: None,
+                average: None,
             }),
             freed: Notify::new(),
-            max,
+            start,
+            max: (max.max(1) as f64).max(start),
             spacing: max_rps
                 .filter(|r| *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
@@ -95,6 +118,7 @@ impl Pacer {
         }
         Permit {
             pacer: self,
+            started: Instant::now(),
             done: false,
         }
     }
@@ -109,12 +133,27 @@ impl Pacer {
         self.state.lock().expect("not poisoned").throttled
     }
 
-    fn release(&self, outcome: Option<bool>) {
+    fn release(&self, outcome: Option<bool>, took: Duration) {
         let mut s = self.state.lock().expect("not poisoned");
         s.in_flight -= 1;
         let metrics = crate::metrics::metrics();
         match outcome {
-            Some(true) => s.limit = (s.limit + 1.0 / s.limit).min(self.max),
+            Some(true) => {
+                let took = took.as_secs_f64();
+                let fastest = s.fastest.map_or(took, |f| (f * 1.0001).min(took));
+                let average = s.average.map_or(took, |a| a * 0.9 + took * 0.1);
+                (s.fastest, s.average) = (Some(fastest), Some(average));
+                if average <= fastest * UNQUEUED {
+                    let step = if s.last_cut.is_none() {
+                        1.0
+                    } else {
+                        1.0 / s.limit
+                    };
+                    s.limit = (s.limit + step).min(self.max);
+                } else if average > fastest * QUEUED && s.limit > self.start {
+                    s.limit = (s.limit * 0.99).max(self.start);
+                }
+            }
             Some(false) => {
                 s.throttled += 1;
                 metrics.throttled.inc();
@@ -137,19 +176,19 @@ impl Pacer {
 impl Permit<'_> {
     pub fn success(mut self) {
         self.done = true;
-        self.pacer.release(Some(true));
+        self.pacer.release(Some(true), self.started.elapsed());
     }
 
     pub fn throttled(mut self) {
         self.done = true;
-        self.pacer.release(Some(false));
+        self.pacer.release(Some(false), self.started.elapsed());
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.pacer.release(None);
+            self.pacer.release(None, self.started.elapsed());
         }
     }
 }
@@ -160,7 +199,7 @@ mod tests {
 
     #[tokio::test]
     async fn throttling_cuts_the_limit_and_successes_raise_it() {
-        let pacer = Pacer::new(30, None);
+        let pacer = Pacer::new(30, 30, None);
         assert_eq!(pacer.limit(), 30);
         pacer.acquire().await.throttled();
         assert_eq!(pacer.limit(), 20);
@@ -175,9 +214,47 @@ mod tests {
         assert_eq!(pacer.throttled(), 2);
     }
 
+    /// One request that takes `took` (on tokio's paused clock).
+    async fn request(pacer: &Pacer, took: Duration) {
+        let permit = pacer.acquire().await;
+        tokio::time::advance(took).await;
+        permit.success();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_grows_while_the_network_is_the_wait_and_eases_back_when_requests_queue() {
+        let pacer = Pacer::new(4, 64, None);
+        // Far from the server: every request takes 20 ms, none queues. One more per
+        // success until the first throttling, never above the ceiling.
+        for _ in 0..20 {
+            request(&pacer, Duration::from_millis(20)).await;
+        }
+        assert_eq!(pacer.limit(), 24);
+        for _ in 0..100 {
+            request(&pacer, Duration::from_millis(20)).await;
+        }
+        assert_eq!(pacer.limit(), 64);
+        // Requests now wait in the server's queue (five times the fastest): back towards
+        // the start, not below it.
+        for _ in 0..2000 {
+            request(&pacer, Duration::from_millis(100)).await;
+        }
+        assert_eq!(pacer.limit(), 4);
+        // After a throttling, growth is one per "limit" successes.
+        for _ in 0..50 {
+            request(&pacer, Duration::from_millis(20)).await;
+        }
+        pacer.acquire().await.throttled();
+        let cut = pacer.limit();
+        for _ in 0..10 {
+            request(&pacer, Duration::from_millis(20)).await;
+        }
+        assert!(pacer.limit() <= cut + 2, "{cut} -> {}", pacer.limit());
+    }
+
     #[tokio::test]
     async fn the_limit_holds_requests_back() {
-        let pacer = std::sync::Arc::new(Pacer::new(2, None));
+        let pacer = std::sync::Arc::new(Pacer::new(2, 2, None));
         let a = pacer.acquire().await;
         let _b = pacer.acquire().await;
         let p = pacer.clone();
@@ -195,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn max_rps_spaces_starts() {
-        let pacer = Pacer::new(100, Some(50.0));
+        let pacer = Pacer::new(100, 100, Some(50.0));
         let t0 = Instant::now();
         for _ in 0..5 {
             pacer.acquire().await.success();
