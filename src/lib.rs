@@ -8,7 +8,9 @@
 //!  │                    ▲        │          │           ▲
 //!  │                    └────────┘ results  └─ s3 (aws-sdk-s3)
 //!  ├──► serve ─────────────────────────────────────────┘
-//!  └──► metrics ◄── runner, targets, serve
+//!  ├──► metrics ◄── runner, targets, serve
+//!  ├──► estimate ──► job, targets::s3::plan
+//!  └──► sweep ──► job
 //! shared by all: sse, time, encoding, errors, durable
 //! ```
 //!
@@ -29,6 +31,9 @@
 //! - [`cli`] the commands: parses, validates, wires the rest together; the only module
 //!   that prints.
 //! - [`metrics`] this process's Prometheus metrics and their endpoint.
+//! - [`estimate`] what a job will cost before it runs, each object planned with the S3
+//!   target's own table; [`sweep`] which inventory a sweep takes, and the census of its
+//!   job before and after (with its Prometheus textfile). Both compute; neither prints.
 //! - Shared vocabulary and utilities: [`sse`] (encryption modes and specs, SSE-C keys),
 //!   [`time`], [`encoding`] (object keys, hex), [`errors`] (errors on one line),
 //!   [`durable`] (atomic, fsynced file writes).
@@ -38,6 +43,7 @@ pub mod crypto;
 pub mod durable;
 pub mod encoding;
 pub mod errors;
+pub mod estimate;
 pub mod job;
 pub mod manifest;
 pub mod metrics;
@@ -45,5 +51,6 @@ pub mod runner;
 pub mod serve;
 pub mod sse;
 pub mod store;
+pub mod sweep;
 pub mod targets;
 pub mod time;

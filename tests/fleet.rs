@@ -10,13 +10,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::local::{Want, World, read_report};
-use common::{Env, SIGTERM, send_signal};
+use common::{Env, SIGCONT, SIGKILL, SIGSTOP, SIGTERM, send_signal};
 use reseal::job::{JobSpec, JobStore, NewJob, PostgresJobStore, TaskResult, TaskState};
 use reseal::sse::SseSpec;
-
-const SIGKILL: i32 = 9;
-const SIGSTOP: i32 = 19;
-const SIGCONT: i32 = 18;
 
 /// Scrapes a worker's metrics; None until it listens.
 fn scrape(port: u16) -> Option<String> {

@@ -355,3 +355,31 @@ fn a_job_store_newer_than_the_binary_is_refused_and_left_alone() {
             .says("left as it is");
     }
 }
+
+/// Several processes opening a new job store at the same moment (a sweep from cron and a
+/// `job list` by hand) all succeed: the schema is set up once, not raced.
+#[test]
+fn a_new_job_store_opened_by_many_at_once_is_set_up_once() {
+    for _ in 0..3 {
+        let env = Env::new();
+        let db = env.db();
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_reseal"))
+                    .args(["--db", &db, "job", "list"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("the reseal binary runs")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("reseal ends");
+            assert!(
+                out.status.success(),
+                "a concurrent first open failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

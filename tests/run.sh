@@ -21,6 +21,11 @@ if ! .venv/bin/python -c 'import pyarrow.orc, pyarrow.parquet' 2> /dev/null; the
     echo "== installing pyarrow into .venv"
     .venv/bin/pip install --quiet 'pyarrow>=26,<27'
 fi
+# prometheus-client parses the metrics textfiles that tests/sweep.rs has `reseal sweep` write.
+if ! .venv/bin/python -c 'import prometheus_client' 2> /dev/null; then
+    echo "== installing prometheus-client into .venv"
+    .venv/bin/pip install --quiet 'prometheus-client>=0.21,<1'
+fi
 if [ ! -x .cache/s3s-fs/bin/s3s-fs ]; then
     # 0.14.1: later versions need a newer rustc than the project's.
     echo "== installing s3s-fs into .cache/s3s-fs"
@@ -53,7 +58,7 @@ cargo test --locked
 # One suite, two stores: every job and runner test again, on PostgreSQL.
 echo "== cargo test (job store: PostgreSQL)"
 RESEAL_TEST_STORE=postgres cargo test --locked --test job_cli --test manifest_limits \
-    --test columnar_manifests --test 'runner_*'
+    --test columnar_manifests --test sweep --test 'runner_*'
 
 echo "== cargo test (aws-lc cipher backend: same bytes as aes-gcm)"
 cargo test --locked --features aws-lc --lib crypto

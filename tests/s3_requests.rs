@@ -206,3 +206,105 @@ fn moto_trusted_inventory() {
 fn serve_trusted_inventory() {
     trusted_inventory(&Fixture::new(S3Server::reseal_serve()));
 }
+
+/// `--estimate` counts the requests the run then sends, operation by operation, with and
+/// without `--trust-inventory`; `job create` keeps its estimate, which `job describe`
+/// shows; a price table that is not one is refused, naming the file.
+#[test]
+fn moto_an_estimate_counts_the_requests_the_run_sends() {
+    let f = Fixture::new(S3Server::moto());
+    for trusted in [false, true] {
+        let bucket = if trusted {
+            "estimated-trusted"
+        } else {
+            "estimated"
+        };
+        f.bucket(bucket);
+        let env = Env::new();
+        let mut rows = String::new();
+        for i in 0..7 {
+            let (key, mode, status) = if i < 4 {
+                (format!("needs work/{i}"), Mode::NotSse, "NOT-SSE")
+            } else {
+                (format!("compliant/{i}"), Mode::SseS3, "SSE-S3")
+            };
+            f.put(bucket, &key, b"bytes", mode, "");
+            let etag = f
+                .head(bucket, &key)
+                .e_tag()
+                .unwrap()
+                .trim_matches('"')
+                .to_owned();
+            rows.push_str(&format!(
+                "\"{bucket}\",\"{}\",\"5\",\"{etag}\",\"STANDARD\",\"{status}\"\n",
+                reseal::encoding::encode_key(&key)
+            ));
+        }
+        let schema = "Bucket, Key, Size, ETag, StorageClass, EncryptionStatus";
+        let manifest = env.inventory(schema, &[common::gz(&rows)]);
+        let mut args = vec![
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--sse",
+            "sse-s3",
+        ];
+        if trusted {
+            args.push("--trust-inventory");
+        }
+        let proxy = Proxy::start(&f.server.endpoint, Faults::default());
+
+        let mut estimating = args.clone();
+        estimating.extend(["--estimate", "--output", "json"]);
+        let run = f.reseal_at(&env, &proxy.endpoint, &estimating);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(env.jobs().is_empty(), "--estimate creates no job");
+        assert!(
+            proxy.seen().is_empty(),
+            "--estimate sends nothing to the bucket"
+        );
+        let estimate: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(estimate["objects"], 7);
+        assert_eq!(estimate["bytes"], 35);
+        assert_eq!(estimate["by_mode"]["NOT-SSE"]["objects"], 4);
+        assert_eq!(estimate["by_method"]["CopyObject"]["objects"], 4);
+        assert_eq!(estimate["by_method"]["skip (compliant)"]["objects"], 3);
+        assert_eq!(estimate["kms_requests"]["without_bucket_key"], 0);
+
+        let run = f.reseal_at(&env, &proxy.endpoint, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let sent = proxy.per_operation(bucket);
+        let estimated: BTreeMap<String, u64> =
+            serde_json::from_value(estimate["requests"].clone()).unwrap();
+        assert_eq!(estimated, sent, "trusted: {trusted}: estimated, then sent");
+        let expected_heads = if trusted { 0 } else { 7 };
+        assert_eq!(sent.get("HeadObject").copied().unwrap_or(0), expected_heads);
+
+        // The estimate is kept with a job that `job create` makes, and shown.
+        let mut create = vec!["job", "create"];
+        create.extend(&args[1..]);
+        let id = f.reseal_at(&env, &proxy.endpoint, &create);
+        assert_eq!(id.code, 0, "{}", id.stderr);
+        let described = env.describe(id.stdout.trim());
+        assert_eq!(described["estimate"]["requests"], estimate["requests"]);
+    }
+    let env = Env::new();
+    let prices = env.write("prices.json", b"{\"write_per_1000\": \"cheap\"}");
+    let manifest = env.write("list.csv", b"estimated,a\n");
+    f.reseal(
+        &env,
+        &[
+            "job",
+            "create",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--sse",
+            "sse-s3",
+            "--estimate",
+            "--prices",
+            prices.to_str().unwrap(),
+        ],
+    )
+    .exits(2)
+    .says("prices.json: not a price table");
+}

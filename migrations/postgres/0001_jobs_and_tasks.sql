@@ -35,7 +35,12 @@ CREATE TABLE jobs (
     -- The completion report: claimed by one run (with an expiry), then marked written.
     report_claim         TEXT,
     report_claim_expires BIGINT,
-    report_written_at    BIGINT
+    report_written_at    BIGINT,
+    -- Rows the inventory already shows compliant (left out by a sweep), the census by
+    -- encryption mode and the estimate, as JSON.
+    rows_compliant       BIGINT NOT NULL DEFAULT 0,
+    census               TEXT,
+    estimate             TEXT
 );
 
 CREATE INDEX jobs_by_status ON jobs (status, priority);
@@ -85,4 +90,22 @@ CREATE TABLE workers (
     tasks_done BIGINT NOT NULL DEFAULT 0,
     bytes      BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (job_pk, owner)
+);
+
+-- A sweep: a named, repeatable job source over an inventory configuration's prefix, with
+-- its lock (an expiry, so that a crashed holder does not block the next run).
+CREATE TABLE sweeps (
+    name         TEXT PRIMARY KEY,
+    lock_owner   TEXT,
+    lock_since   BIGINT,
+    lock_expires BIGINT
+);
+
+-- Which inventory (its date folder) each of a sweep's jobs came from.
+CREATE TABLE sweep_jobs (
+    name       TEXT   NOT NULL,
+    inventory  TEXT   NOT NULL,
+    job_id     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (name, inventory)
 );

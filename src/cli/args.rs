@@ -95,6 +95,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Keep a bucket compliant from cron: a job from the newest complete inventory, only for
+    /// the objects that are not yet as wanted, within a time box; prints the bucket's
+    /// census by encryption mode before and after.
+    Sweep(Box<SweepArgs>),
     /// Serve the local store as an S3 endpoint (SigV4, SSE-S3/KMS/DSSE-KMS/SSE-C).
     Serve(Box<super::serve::ServeArgs>),
     /// Everything end to end on a local store made from nothing, in ./reseal-demo.
@@ -310,6 +314,13 @@ pub struct CreateArgs {
     #[arg(long, requires = "from_listing")]
     pub all_versions: bool,
 
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// What a job does, whatever lists its objects: `job create`, `run` and `sweep` share it.
+#[derive(Debug, Args)]
+pub struct JobArgs {
     /// The wanted encryption: sse-s3 | sse-kms[:KEY] | dsse-kms:KEY | sse-c:@FILE | sse-c:env:VAR.
     #[arg(long, value_name = "SPEC")]
     pub sse: String,
@@ -389,6 +400,69 @@ pub struct CreateArgs {
 
     #[command(flatten)]
     pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub estimating: EstimateArgs,
+}
+
+/// `reseal sweep`: a job from the newest complete inventory, run within a time box.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// An S3 Inventory configuration's destination, where S3 writes DATE/manifest.json
+    /// (s3://BUCKET/PREFIX/SOURCE-BUCKET/CONFIG-ID/), or a local folder in that layout.
+    #[arg(long, value_name = "S3URL|DIR")]
+    pub inventory: String,
+    /// The sweep's name, under which the job store remembers its jobs and its lock
+    /// [default: made from --inventory and --sse].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Refuse an inventory older than this (exit code 4): a daily inventory that stopped
+    /// coming is a broken configuration.
+    #[arg(long, value_name = "DURATION", default_value = "48h")]
+    pub max_age: String,
+    /// Stop leasing after this long, let the tasks in flight finish, report what was done
+    /// and exit with code 75; the next run resumes.
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Also write the census in the Prometheus textfile format to FILE, atomically (for
+    /// node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_textfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub job: JobArgs,
+    #[command(flatten)]
+    pub run: RunOptionArgs,
+}
+
+/// What an estimate of a job is computed with.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Estimate")]
+pub struct EstimateArgs {
+    /// Print what the job would cost (requests, KMS requests, their price, the storage
+    /// new versions add, a lower bound on the duration) and create no job.
+    #[arg(long)]
+    pub estimate: bool,
+    /// Prices to use instead of the built-in us-east-1 list prices: a JSON file with
+    /// as_of, write_per_1000, read_per_1000, kms_per_10000, storage_gb_month.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// The KMS request quota the duration bound assumes.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub kms_rps: u32,
+    /// How --estimate prints (and a sweep its census, on stdout).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+impl Default for EstimateArgs {
+    fn default() -> EstimateArgs {
+        EstimateArgs {
+            estimate: false,
+            prices: None,
+            kms_rps: 10_000,
+            output: Output::Table,
+        }
+    }
 }
 
 /// Where the local store is and how to unlock it. Global within the commands that take it,

@@ -132,6 +132,8 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
         new,
         super::job::Source::File(manifest),
         &Default::default(),
+        &Default::default(),
+        None,
     )
     .await?;
     let target = TargetArgs {

@@ -2,17 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use super::args::S3Args;
 use crate::targets::s3::files::{self, S3Url, TempDir};
 
-use super::args::{CreateArgs, JobCommand, Output};
+use super::args::{CreateArgs, EstimateArgs, JobArgs, JobCommand, Output, RunOptionArgs, S3Args};
 use super::output;
 use super::{CliError, CliResult};
+use crate::estimate::{Estimator, Prices, Rates, Where};
 use crate::job::{
     self, IngestError, JobSpec, JobStatus, JobStore, NewJob, Operation, ReportScope, ReportSpec,
 };
 use crate::manifest::Filter;
 use crate::sse::{CustomerKeyRef, CustomerKeySource, SseMode, SseSpec};
+use crate::targets::s3::S3Options;
+use crate::targets::s3::plan::Wants;
 
 pub async fn run(db: &str, command: JobCommand) -> CliResult {
     // Everything a user typed is checked before the job store is touched.
@@ -23,9 +25,21 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
     let store = crate::job::open_store(db).await?;
     let store = store.as_ref();
     match command {
+        JobCommand::Create(args) if args.job.estimating.estimate => {
+            let (new, source) = create.expect("validated above");
+            print_estimate_only(new, source, &args.job.target.s3, &args.job.estimating, None).await
+        }
         JobCommand::Create(args) => {
             let (new, source) = create.expect("validated above");
-            let job = create_and_ingest(store, new, source, &args.target.s3).await?;
+            let job = create_and_ingest(
+                store,
+                new,
+                source,
+                &args.job.target.s3,
+                &args.job.estimating,
+                None,
+            )
+            .await?;
             println!("{}", job.id);
             Ok(())
         }
@@ -49,12 +63,9 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
         JobCommand::Describe { id, output } => {
             let job = store.job(&id).await?;
             let mut view = output::JobView::new(&job, store.task_counts(&job).await?);
-            view.workers = store
-                .workers(&job)
-                .await?
-                .iter()
-                .map(output::WorkerView::new)
-                .collect();
+            let workers = store.workers(&job).await?;
+            view.remaining = remaining(&job, &view.tasks, &workers);
+            view.workers = workers.iter().map(output::WorkerView::new).collect();
             match output {
                 Output::Table => output::print_describe(&view),
                 Output::Json => output::print_json(&view),
@@ -92,6 +103,31 @@ pub async fn run(db: &str, command: JobCommand) -> CliResult {
     }
 }
 
+/// How long an Active job's remaining tasks take at the rate of the workers seen in the
+/// last minute.
+fn remaining(
+    job: &crate::job::Job,
+    tasks: &crate::job::TaskCounts,
+    workers: &[crate::job::Worker],
+) -> Option<String> {
+    if job.status != JobStatus::Active {
+        return None;
+    }
+    let now = crate::time::now_ms();
+    let rate: f64 = workers
+        .iter()
+        .filter(|w| now - w.last_seen < 60_000)
+        .map(crate::job::Worker::rate)
+        .sum();
+    let left = tasks.pending + tasks.leased;
+    (rate > 0.0).then(|| {
+        format!(
+            "{left} tasks, about {:.0} s at {rate:.0} tasks/s (the workers' measured rate)",
+            left as f64 / rate
+        )
+    })
+}
+
 async fn steer(store: &dyn JobStore, id: &str, op: Operation) -> CliResult {
     let job = store.job(id).await?;
     let (from, to) = store.apply(&job.id, op).await?;
@@ -112,29 +148,41 @@ pub enum Source {
     },
 }
 
-/// Creates a job from its manifest and says so on stderr. A manifest on S3, or a listing,
-/// is fetched into a temporary folder first and read from there.
-pub async fn create_and_ingest(
-    store: &dyn JobStore,
-    new: NewJob,
-    source: Source,
-    s3: &S3Args,
-) -> Result<crate::job::Job, CliError> {
-    let mut temp = None;
+/// A manifest read where it is: a local file as it is, one on S3 or a listing fetched
+/// into a temporary folder (removed when this is dropped). Errors about the temporary
+/// copy name the S3 location instead.
+pub struct Fetched {
+    pub path: PathBuf,
+    /// Delete markers and noncurrent versions a listing found and left out.
+    pub left_out: crate::job::IngestCounts,
+    temp: Option<(TempDir, String)>,
+}
+
+impl Fetched {
+    /// `text` with the temporary folder's path replaced by the S3 location.
+    pub fn shown(&self, text: &str) -> String {
+        match &self.temp {
+            Some((dir, shown)) => text.replace(&format!("{}/", dir.path().display()), shown),
+            None => text.to_owned(),
+        }
+    }
+}
+
+/// Fetches what `source` names, as [`Fetched`].
+pub async fn fetch_source(new: &NewJob, source: Source, s3: &S3Args) -> Result<Fetched, CliError> {
     let mut left_out = crate::job::IngestCounts::default();
-    let path = match source {
-        Source::File(path) => path,
+    let (path, temp) = match source {
+        Source::File(path) => (path, None),
         Source::S3(url) => {
-            let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
+            let client = super::run::connect_s3(endpoint_for(new), s3).await?;
             let dir = TempDir::new("manifest").map_err(CliError::failed)?;
             let path = files::fetch_manifest(&client, &url, dir.path())
                 .await
                 .map_err(|e| CliError::s3_files("--manifest", e))?;
-            temp = Some((dir, format!("s3://{}/", url.bucket)));
-            path
+            (path, Some((dir, format!("s3://{}/", url.bucket))))
         }
         Source::Listing { url, all_versions } => {
-            let client = super::run::connect_s3(endpoint_for(&new), s3).await?;
+            let client = super::run::connect_s3(endpoint_for(new), s3).await?;
             let dir = TempDir::new("listing").map_err(CliError::failed)?;
             let path = dir.path().join("listing.csv");
             let counts = files::list_to_csv(&client, &url, all_versions, &path)
@@ -148,25 +196,46 @@ pub async fn create_and_ingest(
             }
             left_out.noncurrent_versions = counts.noncurrent_versions;
             left_out.delete_markers = counts.delete_markers;
-            temp = Some((dir, format!("{url} (listing) ")));
-            path
+            (path, Some((dir, format!("{url} (listing) "))))
         }
     };
-    let outcome = job::create_job_counting(store, new, path, left_out).await;
-    // Errors name the S3 location, not the temporary copy.
-    let shown = |text: String| match &temp {
-        Some((dir, shown)) => text.replace(&format!("{}/", dir.path().display()), shown),
-        None => text,
-    };
+    Ok(Fetched {
+        path,
+        left_out,
+        temp,
+    })
+}
+
+/// Creates a job from its manifest and says so on stderr; its estimate is kept with it.
+pub async fn create_and_ingest(
+    store: &dyn JobStore,
+    new: NewJob,
+    source: Source,
+    s3: &S3Args,
+    estimating: &EstimateArgs,
+    run: Option<&RunOptionArgs>,
+) -> Result<crate::job::Job, CliError> {
+    let fetched = fetch_source(&new, source, s3).await?;
+    let estimator = estimating.estimator(&new, run)?;
+    let outcome = job::create_job_observing(
+        store,
+        new,
+        fetched.path.clone(),
+        fetched.left_out,
+        Box::new(estimator),
+    )
+    .await;
     match outcome {
-        Ok((job, counts)) => {
+        Ok((job, survey)) => {
+            let counts = survey.counts;
             eprintln!(
-                "job {}: {} ({} tasks from {} rows; {} filtered out, {} delete markers, {} noncurrent versions)",
+                "job {}: {} ({} tasks from {} rows; {} filtered out, {} already compliant, {} delete markers, {} noncurrent versions)",
                 job.id,
                 job.status,
                 counts.tasks,
                 counts.rows_read,
                 counts.rows_filtered,
+                counts.rows_compliant,
                 counts.delete_markers,
                 counts.noncurrent_versions
             );
@@ -177,9 +246,94 @@ pub async fn create_and_ingest(
         }
         Err(IngestError::Manifest { job_id, reason }) => Err(CliError::input(format!(
             "{}\njob {job_id} is Failed and holds no tasks",
-            shown(reason)
+            fetched.shown(&reason)
         ))),
         Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `--estimate`: reads the manifest as the job would, prints what running it would cost,
+/// and creates no job.
+pub async fn print_estimate_only(
+    new: NewJob,
+    source: Source,
+    s3: &S3Args,
+    estimating: &EstimateArgs,
+    run: Option<&RunOptionArgs>,
+) -> CliResult {
+    let fetched = fetch_source(&new, source, s3).await?;
+    let estimator = estimating.estimator(&new, run)?;
+    let survey = job::survey_manifest(fetched.path.clone(), &new.spec, Box::new(estimator))
+        .await
+        .map_err(|e| CliError::input(fetched.shown(&e.to_string())))?;
+    let estimate = survey.observed.unwrap_or_default();
+    match estimating.output {
+        Output::Json => output::print_json(&estimate),
+        Output::Table => output::print_estimate(&estimate),
+    }
+}
+
+impl EstimateArgs {
+    /// An estimator for `new`'s target and spec, planned with the run options given (the
+    /// defaults for `job create`, which has none).
+    pub fn estimator(
+        &self,
+        new: &NewJob,
+        run: Option<&RunOptionArgs>,
+    ) -> Result<Estimator, CliError> {
+        let options = match (run, new.target.as_ref()) {
+            (Some(run), Some(spec)) => {
+                super::run::s3_options(run, spec, endpoint_for(new).as_deref())?
+            }
+            _ => S3Options::default(),
+        };
+        let prices = match &self.prices {
+            None => Prices::default(),
+            Some(path) => {
+                let text = std::fs::read(path)
+                    .map_err(|e| CliError::input(format!("--prices {}: {e}", path.display())))?;
+                serde_json::from_slice(&text).map_err(|e| {
+                    CliError::input(format!(
+                        "--prices {}: not a price table: {e}",
+                        path.display()
+                    ))
+                })?
+            }
+        };
+        let target = match &new.target {
+            Some(crate::job::TargetSpec::Local { .. }) => Where::Local {
+                mode: new.spec.sse.mode(),
+            },
+            other => Where::S3 {
+                wants: Wants {
+                    mode: new.spec.sse.mode(),
+                    named_kms_key: match &new.spec.sse {
+                        SseSpec::SseKms { key_id } => key_id.is_some(),
+                        SseSpec::DsseKms { .. } => true,
+                        _ => false,
+                    },
+                },
+                options: S3Options {
+                    amazon: !matches!(
+                        other,
+                        Some(crate::job::TargetSpec::S3 {
+                            endpoint_url: Some(_),
+                            ..
+                        })
+                    ),
+                    ..options
+                },
+                trusted: new.spec.trust_inventory,
+            },
+        };
+        Ok(Estimator::new(
+            target,
+            prices,
+            Rates {
+                kms_per_second: f64::from(self.kms_rps.max(1)),
+                ..Rates::default()
+            },
+        ))
     }
 }
 
@@ -192,6 +346,41 @@ fn endpoint_for(new: &NewJob) -> Option<String> {
 }
 
 pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> {
+    let (source, location) = match (&args.manifest, &args.from_listing) {
+        (Some(m), None) if m.starts_with("s3://") => {
+            let url = S3Url::parse(m).map_err(|e| CliError::input(format!("--manifest {e}")))?;
+            let shown = url.to_string();
+            (Source::S3(url), shown)
+        }
+        (Some(m), None) => {
+            let path = std::path::absolute(Path::new(m))
+                .map_err(|e| CliError::input(format!("--manifest {m}: {e}")))?;
+            let shown = path.display().to_string();
+            (Source::File(path), shown)
+        }
+        (None, Some(l)) => {
+            let url =
+                S3Url::parse(l).map_err(|e| CliError::input(format!("--from-listing {e}")))?;
+            let shown = format!("listing of {url}");
+            (
+                Source::Listing {
+                    url,
+                    all_versions: args.all_versions,
+                },
+                shown,
+            )
+        }
+        _ => {
+            return Err(CliError::input(
+                "give one of --manifest PATH|S3URL and --from-listing S3URL",
+            ));
+        }
+    };
+    Ok((validate_job(&args.job, location)?, source))
+}
+
+/// Checks what a job does and makes its [`NewJob`], its manifest at `location`.
+pub fn validate_job(args: &JobArgs, location: String) -> Result<NewJob, CliError> {
     let sse = SseSpec::parse(&args.sse).map_err(|e| CliError::input(format!("--sse {e}")))?;
     let source_sse_c = args
         .source_sse_c
@@ -245,6 +434,7 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
             .map(|m| m.parse::<SseMode>())
             .collect::<Result<_, _>>()
             .map_err(|e| CliError::input(format!("--match-encryption: {e}")))?,
+        listed_compliant: None,
     };
     if let (Some(min), Some(max)) = (filter.min_size, filter.max_size)
         && min > max
@@ -283,36 +473,6 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
         }),
     };
 
-    let (source, location) = match (&args.manifest, &args.from_listing) {
-        (Some(m), None) if m.starts_with("s3://") => {
-            let url = S3Url::parse(m).map_err(|e| CliError::input(format!("--manifest {e}")))?;
-            let shown = url.to_string();
-            (Source::S3(url), shown)
-        }
-        (Some(m), None) => {
-            let path = std::path::absolute(Path::new(m))
-                .map_err(|e| CliError::input(format!("--manifest {m}: {e}")))?;
-            let shown = path.display().to_string();
-            (Source::File(path), shown)
-        }
-        (None, Some(l)) => {
-            let url =
-                S3Url::parse(l).map_err(|e| CliError::input(format!("--from-listing {e}")))?;
-            let shown = format!("listing of {url}");
-            (
-                Source::Listing {
-                    url,
-                    all_versions: args.all_versions,
-                },
-                shown,
-            )
-        }
-        _ => {
-            return Err(CliError::input(
-                "give one of --manifest PATH|S3URL and --from-listing S3URL",
-            ));
-        }
-    };
     if args.trust_inventory && args.target.store.is_some() {
         return Err(CliError::input(
             "--trust-inventory saves requests to S3; the local store is inspected directly",
@@ -332,20 +492,17 @@ pub fn validate_create(args: &CreateArgs) -> Result<(NewJob, Source), CliError> 
         trust_inventory: args.trust_inventory,
         report,
     };
-    Ok((
-        NewJob {
-            spec,
-            target: match (&args.target.store, &args.target.s3.endpoint_url) {
-                (Some(dir), _) => Some(super::run::local_target_spec(dir)?),
-                (None, Some(url)) => Some(crate::job::TargetSpec::s3(Some(url.clone()))),
-                (None, None) => None,
-            },
-            priority: args.priority,
-            description: args.description.clone(),
-            manifest_location: location,
+    Ok(NewJob {
+        spec,
+        target: match (&args.target.store, &args.target.s3.endpoint_url) {
+            (Some(dir), _) => Some(super::run::local_target_spec(dir)?),
+            (None, Some(url)) => Some(crate::job::TargetSpec::s3(Some(url.clone()))),
+            (None, None) => None,
         },
-        source,
-    ))
+        priority: args.priority,
+        description: args.description.clone(),
+        manifest_location: location,
+    })
 }
 
 /// Parses a size: bytes, or a number with a unit (K/KiB/M/MiB/G/GiB/T/TiB are powers of

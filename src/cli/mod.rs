@@ -2,7 +2,9 @@
 //! and prints. The only module that writes to the terminal.
 //!
 //! Exit codes: 0 success, 1 the command failed for a reason other than its input (the job
-//! store, the local store or a file could not be used), 2 bad usage or bad input.
+//! store, the local store or a file could not be used), 2 bad usage or bad input. Runs
+//! add theirs (`run.rs`: 3 job failed or cancelled, 75 time box reached, 130 interrupted)
+//! and sweeps theirs (`sweep.rs`: 4 inventory too old, 5 sweep busy).
 
 mod args;
 mod demo;
@@ -13,6 +15,7 @@ mod output;
 mod run;
 mod serve;
 mod store;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -107,5 +110,6 @@ async fn run(cli: Cli) -> CliResult {
         } => run::verify(&cli.db, &id, &target, concurrency, output).await,
         Command::Demo { dir, objects } => demo::run(&dir, objects).await,
         Command::Serve(args) => serve::run(*args).await,
+        Command::Sweep(args) => sweep::run(&cli.db, *args).await,
     }
 }

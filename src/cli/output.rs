@@ -31,6 +31,12 @@ pub struct JobView<'a> {
     /// The runs that worked on it (`describe` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerView>,
+    /// What running it costs, estimated at its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<&'a serde_json::Value>,
+    /// While it runs: the time left at the rate its workers measure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<String>,
 }
 
 /// A worker as `describe` shows it.
@@ -79,6 +85,8 @@ impl<'a> JobView<'a> {
             started: job.started_at.map(format_time),
             finished: job.finished_at.map(format_time),
             workers: Vec::new(),
+            estimate: job.estimate.as_ref(),
+            remaining: None,
         }
     }
 }
@@ -244,6 +252,14 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
     for reason in v.failure_reasons {
         lines.push(("Failure", reason.clone()));
     }
+    if v.status == JobStatus::Suspended
+        && let Some(estimate) = v.estimate
+    {
+        lines.extend(estimate_lines(estimate));
+    }
+    if let Some(eta) = &v.remaining {
+        lines.push(("Remaining", eta.clone()));
+    }
     for w in &v.workers {
         lines.push((
             "Worker",
@@ -258,12 +274,136 @@ pub fn print_describe(v: &JobView<'_>) -> CliResult {
             ),
         ));
     }
+    emit(&aligned(&lines))
+}
+
+/// An estimate (as `job create --estimate` made it) as lines of text.
+pub fn estimate_lines(value: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let Ok(e) = serde_json::from_value::<crate::estimate::Estimate>(value.clone()) else {
+        return vec![("Estimate", "not readable by this reseal".into())];
+    };
+    let tallies = |m: &std::collections::BTreeMap<String, crate::job::Tally>| {
+        m.iter()
+            .map(|(k, t)| format!("{k} {} ({})", t.objects, human_bytes(t.bytes)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let requests: Vec<String> = e.requests.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let c = &e.cost;
+    let d = &e.min_duration;
+    let mut lines = vec![
+        (
+            "Objects",
+            format!("{} ({})", e.objects, human_bytes(e.bytes)),
+        ),
+        ("By mode", tallies(&e.by_mode)),
+        ("By method", tallies(&e.by_method)),
+        (
+            "Requests",
+            if requests.is_empty() {
+                "none (the local store)".into()
+            } else {
+                format!("{}: ${:.4}", requests.join(", "), c.requests_usd)
+            },
+        ),
+        (
+            "KMS",
+            format!(
+                "{} requests (${:.4}); with a Bucket Key about {} (${:.4})",
+                e.kms_requests.without_bucket_key,
+                c.kms_usd_without_bucket_key,
+                e.kms_requests.with_bucket_key,
+                c.kms_usd_with_bucket_key
+            ),
+        ),
+    ];
+    if c.new_versions_bytes > 0 {
+        lines.push((
+            "New versions",
+            format!(
+                "{} (${:.2} a month until the old versions expire)",
+                human_bytes(c.new_versions_bytes),
+                c.new_versions_usd_per_month
+            ),
+        ));
+    }
+    lines.push((
+        "Duration",
+        format!(
+            "at least {:.1} s (busiest prefix {}: {:.1} s at S3's per-prefix rates; KMS at {}/s: {:.1} s)",
+            d.seconds,
+            d.busiest_prefix.as_deref().unwrap_or("none"),
+            d.busiest_prefix_seconds,
+            d.kms_requests_per_second,
+            d.kms_seconds
+        ),
+    ));
+    lines.push(("Prices", c.prices.as_of.clone()));
+    lines
+}
+
+/// Prints an estimate as `job create --estimate` shows it.
+pub fn print_estimate(value: &serde_json::Value) -> CliResult {
+    emit(&aligned(&estimate_lines(value)))
+}
+
+/// Lines of `label  value`, the labels padded to one width.
+fn aligned(lines: &[(&str, String)]) -> String {
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut text = String::new();
     for (k, value) in lines {
         text.push_str(&format!("{k:<width$}  {value}\n"));
     }
-    emit(&text)
+    text
+}
+
+/// A span of time as `2d 3h`, `5h 10m`, `4m 2s` or `42s`.
+pub fn human_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m {sec}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// A sweep's census as lines: the objects in scope, by mode before and after, and the
+/// compliant share.
+pub fn census_lines(v: &crate::sweep::CensusView) -> Vec<(&'static str, String)> {
+    let tallies = |m: &std::collections::BTreeMap<String, crate::job::Tally>| {
+        if m.is_empty() {
+            return "no objects".to_owned();
+        }
+        m.iter()
+            .map(|(k, t)| format!("{k} {} ({})", t.objects, human_bytes(t.bytes)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut compliant = format!(
+        "{:.1}% of objects, {:.2}% of bytes ({})",
+        v.compliant_objects_percent, v.compliant_bytes_percent, v.wanted
+    );
+    if v.failed + v.not_run > 0 {
+        compliant.push_str(&format!("; {} failed, {} not run yet", v.failed, v.not_run));
+    }
+    vec![
+        (
+            "objects",
+            format!("{} ({})", v.scope.objects, human_bytes(v.scope.bytes)),
+        ),
+        ("before", tallies(&v.before)),
+        ("after", tallies(&v.after)),
+        ("compliant", compliant),
+    ]
+}
+
+/// Prints a sweep's census, indented under its summary, on stderr.
+pub fn print_census(v: &crate::sweep::CensusView) {
+    for line in aligned(&census_lines(v)).lines() {
+        eprintln!("  {line}");
+    }
 }
 
 pub fn human_bytes(n: u64) -> String {

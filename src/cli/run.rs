@@ -1,7 +1,7 @@
 //! `reseal job run` and `reseal run`: opens the job's target, runs jobs with a progress
 //! display, handles SIGINT and SIGTERM, writes reports, prints the summary, and turns the
 //! outcome into the exit code (0 done, 1 some tasks failed, 3 job failed or cancelled,
-//! 130 interrupted or paused: resumable).
+//! 75 stopped at its time box and 130 interrupted or paused: both resumable).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ use crate::targets::s3::{self, Connection, S3Options, S3Target};
 
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_JOB_FAILED: u8 = 3;
+/// Stopped at `--max-duration` after recording what it did: partly done, resumes next run
+/// (EX_TEMPFAIL).
+pub const EXIT_TIME_UP: u8 = 75;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
@@ -44,24 +47,46 @@ pub fn local_target_spec(dir: &Path) -> Result<TargetSpec, CliError> {
 pub async fn run_all(db: &str, args: RunAllArgs) -> CliResult {
     let (new, source) = super::job::validate_create(&args.create)?;
     args.run.lease()?;
-    // S3 settings that cannot work fail before a job is created.
-    if args.create.target.store.is_none() {
-        connect_s3(
-            args.create.target.s3.endpoint_url.clone(),
-            &args.create.target.s3,
+    if args.create.job.estimating.estimate {
+        return super::job::print_estimate_only(
+            new,
+            source,
+            &args.create.job.target.s3,
+            &args.create.job.estimating,
+            Some(&args.run),
         )
-        .await?;
-        let endpoint_url = args.create.target.s3.endpoint_url.clone();
-        let spec = TargetSpec::s3(endpoint_url.clone());
-        s3_options(&args.run, &spec, endpoint_url.as_deref())?;
+        .await;
     }
+    check_s3_settings(&args.create.job.target, &args.run).await?;
     let store = crate::job::open_store(db).await?;
     let store = store.as_ref();
-    let job = super::job::create_and_ingest(store, new, source, &args.create.target.s3).await?;
+    let job = super::job::create_and_ingest(
+        store,
+        new,
+        source,
+        &args.create.job.target.s3,
+        &args.create.job.estimating,
+        Some(&args.run),
+    )
+    .await?;
     if job.status == JobStatus::Suspended {
         return Ok(());
     }
-    run_jobs(store, Some(&job.id), &args.create.target, &args.run).await
+    run_jobs(store, Some(&job.id), &args.create.job.target, &args.run).await
+}
+
+/// S3 settings that cannot work, found before a job is created.
+pub(super) async fn check_s3_settings(target: &TargetArgs, options: &RunOptionArgs) -> CliResult {
+    if target.store.is_none() {
+        let endpoint_url = target.s3.endpoint_url.clone();
+        connect_s3(endpoint_url.clone(), &target.s3).await?;
+        s3_options(
+            options,
+            &TargetSpec::s3(endpoint_url.clone()),
+            endpoint_url.as_deref(),
+        )?;
+    }
+    Ok(())
 }
 
 /// `reseal job run [ID]`.
@@ -91,7 +116,7 @@ pub async fn run_jobs(
     let signals = tokio::spawn(watch_signals(shutdown_tx));
     let mut code = 0u8;
     for job in jobs {
-        let outcome = run_one(store, &job, target, options, shutdown.clone()).await;
+        let outcome = run_one(store, &job, target, options, shutdown.clone(), None).await;
         let this = match outcome {
             Ok(c) => c,
             Err(e) => {
@@ -127,7 +152,7 @@ pub async fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
 /// First SIGINT or SIGTERM: stop leasing and drain. A second SIGINT: stop now, giving the
 /// tasks in flight back; the command still ends through `main`, so leases are released and
 /// temporary files removed.
-async fn watch_signals(tx: watch::Sender<Shutdown>) {
+pub(super) async fn watch_signals(tx: watch::Sender<Shutdown>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -256,7 +281,7 @@ pub async fn connect_s3(
     .map_err(CliError::input)
 }
 
-fn s3_options(
+pub(super) fn s3_options(
     o: &RunOptionArgs,
     spec: &TargetSpec,
     endpoint_url: Option<&str>,
@@ -304,12 +329,15 @@ fn s3_options(
     })
 }
 
-async fn run_one(
+/// Runs one job (until `deadline`, when given) and prints its summary; returns the exit
+/// code its outcome means.
+pub(super) async fn run_one(
     store: &dyn JobStore,
     job: &Job,
     args: &TargetArgs,
     options: &RunOptionArgs,
     shutdown: watch::Receiver<Shutdown>,
+    deadline: Option<Instant>,
 ) -> Result<u8, CliError> {
     // A finished job does not run again: nothing changes, and the exit code is its outcome's.
     if job.status.is_final() && !options.dry_run {
@@ -359,6 +387,7 @@ async fn run_one(
         trust_inventory: job.spec.trust_inventory,
         failure_threshold_percent: options.failure_threshold_percent,
         failure_threshold_min_tasks: options.failure_threshold_min_tasks,
+        deadline,
         ..RunOptions::default()
     };
     let progress = Display::new();
@@ -396,7 +425,15 @@ async fn run_one(
     let elapsed = started.elapsed();
     let counts = store.task_counts(job).await?;
 
-    let report = finish_report(store, &job.id, &args.s3).await?;
+    let report = match (&outcome, &job.spec.report) {
+        // Time is up: a report of what was done so far, written again when the job ends.
+        (RunOutcome::TimeUp, Some(report)) => Some(
+            write_report(store, job, &report.destination, report.scope, &args.s3)
+                .await
+                .map(|at| format!("{at} (so far)"))?,
+        ),
+        _ => finish_report(store, &job.id, &args.s3).await?,
+    };
     if target.throttled() > 0 {
         progress.message(&format!(
             "the server throttled or failed {} requests; they were retried with backoff and less concurrency",
@@ -416,6 +453,7 @@ async fn run_one(
         RunOutcome::Complete => 0,
         RunOutcome::Failed(_) | RunOutcome::Cancelled => EXIT_JOB_FAILED,
         RunOutcome::Paused | RunOutcome::Interrupted => EXIT_INTERRUPTED,
+        RunOutcome::TimeUp => EXIT_TIME_UP,
     })
 }
 
@@ -436,6 +474,7 @@ fn summary(
         RunOutcome::Cancelled => "Cancelled".to_owned(),
         RunOutcome::Failed(reason) => format!("Failed: {reason}"),
         RunOutcome::Interrupted => "interrupted (still Active)".to_owned(),
+        RunOutcome::TimeUp => "time is up: partly done (still Active)".to_owned(),
     };
     eprintln!("job {}: {status}", job.id);
     print_task_counts(c);
@@ -449,7 +488,9 @@ fn summary(
     if let Some(report) = report {
         eprintln!("  report    {report}");
     }
-    if matches!(outcome, RunOutcome::Interrupted | RunOutcome::Paused) {
+    if matches!(outcome, RunOutcome::TimeUp) {
+        eprintln!("  resume    the next run goes on where this one stopped");
+    } else if matches!(outcome, RunOutcome::Interrupted | RunOutcome::Paused) {
         let how = if matches!(outcome, RunOutcome::Paused) {
             format!("reseal job resume {0} && reseal job run {0}", job.id)
         } else {
@@ -580,7 +621,7 @@ impl Progress for Display {
 /// it in the job store writes it and marks it written; a run killed while writing it
 /// leaves the claim to expire and the next run (or this one, later) writes it again.
 /// Returns where it is, when this call wrote it.
-async fn finish_report(
+pub(super) async fn finish_report(
     store: &dyn JobStore,
     id: &str,
     s3: &S3Args,

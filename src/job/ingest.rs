@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
-use super::model::{IngestCounts, Job, JobStatus};
+use super::model::{Census, IngestCounts, Job, JobSpec, JobStatus};
 use super::store::{JobStore, JobStoreError, NewJob};
 use crate::manifest::{Column, Entry, Filter, Manifest, ManifestError, ManifestSummary, RowKind};
 
@@ -33,37 +33,75 @@ pub async fn create_job(
     create_job_counting(store, new, manifest_path, IngestCounts::default()).await
 }
 
+/// Sees each row that becomes a task while a manifest is read (an estimate of the job
+/// accumulates this way), on the reader's thread.
+pub trait RowObserver: Send {
+    fn task(&mut self, entry: &Entry);
+
+    /// What it made of the rows, kept with the job (an estimate).
+    fn finish(self: Box<Self>) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// An observer that looks at nothing.
+pub struct NoObserver;
+
+impl RowObserver for NoObserver {
+    fn task(&mut self, _: &Entry) {}
+}
+
+/// What reading a manifest found: its summary, the counts, the census of the bucket, and
+/// what the observer made of the rows.
+pub struct Survey {
+    pub summary: ManifestSummary,
+    pub counts: IngestCounts,
+    pub census: Census,
+    pub observed: Option<serde_json::Value>,
+}
+
 /// [`create_job`], with the delete markers and noncurrent versions that a listing found
-/// and left out of the manifest added to the job's counts.
+/// and left out of the manifest added to the job's counts, and `observer` shown each row
+/// that becomes a task (given back).
 pub async fn create_job_counting(
     store: &dyn JobStore,
     new: NewJob,
     manifest_path: PathBuf,
     left_out: IngestCounts,
 ) -> Result<(Job, IngestCounts), IngestError> {
+    create_job_observing(store, new, manifest_path, left_out, Box::new(NoObserver))
+        .await
+        .map(|(job, survey)| (job, survey.counts))
+}
+
+/// [`create_job_counting`] with an observer of the rows that become tasks.
+pub async fn create_job_observing(
+    store: &dyn JobStore,
+    new: NewJob,
+    manifest_path: PathBuf,
+    left_out: IngestCounts,
+    observer: Box<dyn RowObserver>,
+) -> Result<(Job, Survey), IngestError> {
     let job = store.insert_job(&new).await?;
     store
         .set_status(&job, JobStatus::New, JobStatus::Preparing)
         .await?;
-    match ingest(
-        store,
-        &job,
-        manifest_path,
-        new.spec.filter.clone(),
-        new.spec.required_columns(),
-    )
-    .await
-    {
-        Ok((summary, mut counts)) => {
-            counts.delete_markers += left_out.delete_markers;
-            counts.noncurrent_versions += left_out.noncurrent_versions;
+    match ingest(Some((store, &job)), manifest_path, &new.spec, observer).await {
+        Ok(mut survey) => {
+            survey.counts.delete_markers += left_out.delete_markers;
+            survey.counts.noncurrent_versions += left_out.noncurrent_versions;
             let to = if new.spec.confirmation_required {
                 JobStatus::Suspended
             } else {
                 JobStatus::Ready
             };
-            store.finish_preparing(&job, &summary, &counts, to).await?;
-            Ok((store.job(&job.id).await?, counts))
+            if let Some(estimate) = &survey.observed {
+                store.set_estimate(&job, estimate).await?;
+            }
+            store
+                .finish_preparing(&job, &survey.summary, &survey.counts, &survey.census, to)
+                .await?;
+            Ok((store.job(&job.id).await?, survey))
         }
         Err(Failure::Manifest(e)) => {
             let reason = e.to_string();
@@ -82,25 +120,43 @@ pub async fn create_job_counting(
     }
 }
 
+/// Reads a manifest as `spec` would take it, without creating a job: for an estimate.
+pub async fn survey_manifest(
+    manifest_path: PathBuf,
+    spec: &JobSpec,
+    observer: Box<dyn RowObserver>,
+) -> Result<Survey, ManifestError> {
+    match ingest(None, manifest_path, spec, observer).await {
+        Ok(survey) => Ok(survey),
+        Err(Failure::Manifest(e)) => Err(e),
+        Err(Failure::Store(e)) => unreachable!("no job store is written without a job: {e}"),
+    }
+}
+
 enum Failure {
     Manifest(ManifestError),
     Store(JobStoreError),
 }
 
+/// Reads the manifest on a blocking thread; its tasks go to `job`'s store in batches, or
+/// nowhere for a survey.
 async fn ingest(
-    store: &dyn JobStore,
-    job: &Job,
+    job: Option<(&dyn JobStore, &Job)>,
     path: PathBuf,
-    filter: Filter,
-    required: Vec<(&'static str, Column)>,
-) -> Result<(ManifestSummary, IngestCounts), Failure> {
+    spec: &JobSpec,
+    observer: Box<dyn RowObserver>,
+) -> Result<Survey, Failure> {
     let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(4);
-    let reader = tokio::task::spawn_blocking(move || read_manifest(&path, &filter, &required, tx));
+    let (filter, required) = (spec.filter.clone(), spec.required_columns());
+    let reader =
+        tokio::task::spawn_blocking(move || read_manifest(&path, &filter, &required, observer, tx));
 
     let mut written = 0u64;
     let mut store_error = None;
     while let Some(batch) = rx.recv().await {
-        if let Err(e) = store.insert_tasks(job, written, &batch).await {
+        if let Some((store, job)) = job
+            && let Err(e) = store.insert_tasks(job, written, &batch).await
+        {
             store_error = Some(e);
             break;
         }
@@ -112,19 +168,21 @@ async fn ingest(
     if let Some(e) = store_error {
         return Err(Failure::Store(e));
     }
-    let (summary, counts) = outcome.map_err(Failure::Manifest)?;
-    debug_assert_eq!(counts.tasks, written);
-    Ok((summary, counts))
+    let survey = outcome.map_err(Failure::Manifest)?;
+    debug_assert_eq!(survey.counts.tasks, written);
+    Ok(survey)
 }
 
 /// Runs on a blocking thread: opens and checks the manifest, then reads every row, keeps
-/// those that are tasks and pass the filter, and sends them in batches.
+/// those that are tasks and pass the filter, and sends them in batches. The census counts
+/// the current versions the filters keep: the objects the job answers for.
 fn read_manifest(
     path: &std::path::Path,
     filter: &Filter,
     required: &[(&'static str, Column)],
+    mut observer: Box<dyn RowObserver>,
     tx: mpsc::Sender<Vec<Entry>>,
-) -> Result<(ManifestSummary, IngestCounts), ManifestError> {
+) -> Result<Survey, ManifestError> {
     let manifest = Manifest::open(path)?;
     let missing: Vec<String> = required
         .iter()
@@ -149,6 +207,7 @@ fn read_manifest(
     }
 
     let mut counts = IngestCounts::default();
+    let mut census = Census::default();
     let mut batch = Vec::with_capacity(BATCH);
     let send = |batch: Vec<Entry>| {
         tx.blocking_send(batch)
@@ -160,9 +219,15 @@ fn read_manifest(
             RowKind::DeleteMarker => counts.delete_markers += 1,
             RowKind::Noncurrent => counts.noncurrent_versions += 1,
             RowKind::Current if !filter.matches(&row.entry) => counts.rows_filtered += 1,
+            RowKind::Current if filter.is_listed_compliant(&row.entry) => {
+                census.add(row.entry.encryption_status, row.entry.size.unwrap_or(0));
+                counts.rows_compliant += 1
+            }
             RowKind::Current => {
+                census.add(row.entry.encryption_status, row.entry.size.unwrap_or(0));
                 counts.tasks += 1;
                 counts.bytes += row.entry.size.unwrap_or(0);
+                observer.task(&row.entry);
                 batch.push(row.entry);
                 if batch.len() == BATCH {
                     send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))?;
@@ -180,5 +245,10 @@ fn read_manifest(
     if !batch.is_empty() {
         send(batch)?;
     }
-    Ok((manifest.summary().clone(), counts))
+    Ok(Survey {
+        summary: manifest.summary().clone(),
+        counts,
+        census,
+        observed: observer.finish(),
+    })
 }

@@ -5,11 +5,15 @@ pub mod ingest;
 pub mod model;
 pub mod store;
 
-pub use ingest::{IngestError, create_job, create_job_counting};
+pub use ingest::{
+    IngestError, NoObserver, RowObserver, Survey, create_job, create_job_counting,
+    create_job_observing, survey_manifest,
+};
 pub use model::{
-    IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, TargetSpec, Task,
-    TaskCounts, TaskRecord, TaskResult, TaskState, Worker,
+    Census, IngestCounts, Job, JobSpec, JobStatus, Operation, ReportScope, ReportSpec, Tally,
+    TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState, Worker,
 };
 pub use store::{
-    JobStore, JobStoreError, NewJob, PostgresJobStore, SqliteJobStore, open as open_store,
+    JobStore, JobStoreError, NewJob, PostgresJobStore, Settled, SqliteJobStore, SweepLock,
+    open as open_store,
 };

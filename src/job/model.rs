@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Filter, ManifestSummary};
-use crate::sse::{CustomerKeyRef, SseSpec};
+use crate::sse::{CustomerKeyRef, SseMode, SseSpec};
 
 /// A job's status, with the names S3 Batch Operations uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -294,12 +294,50 @@ pub struct IngestCounts {
     pub rows_read: u64,
     /// Current-version rows that the filters left out.
     pub rows_filtered: u64,
+    /// Current-version rows the manifest shows already as the job wants, left out (a
+    /// sweep's job, on its inventory's EncryptionStatus).
+    #[serde(default)]
+    pub rows_compliant: u64,
     pub delete_markers: u64,
     pub noncurrent_versions: u64,
     /// Rows that became tasks.
     pub tasks: u64,
     /// Sum of the tasks' sizes, where the manifest gives them.
     pub bytes: u64,
+}
+
+/// Objects and bytes by encryption mode (as S3 Inventory names it, or `unknown` where the
+/// manifest does not say), of the current versions a manifest lists that a job's filters
+/// keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    pub by_mode: std::collections::BTreeMap<String, Tally>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl Census {
+    /// The name a census uses for a mode the manifest may or may not give.
+    pub fn mode_name(mode: Option<SseMode>) -> String {
+        mode.map_or_else(|| "unknown".to_owned(), |m| m.as_str().to_owned())
+    }
+
+    pub fn add(&mut self, mode: Option<SseMode>, bytes: u64) {
+        let t = self.by_mode.entry(Census::mode_name(mode)).or_default();
+        t.objects += 1;
+        t.bytes += bytes;
+    }
+
+    pub fn total(&self) -> Tally {
+        self.by_mode.values().fold(Tally::default(), |a, t| Tally {
+            objects: a.objects + t.objects,
+            bytes: a.bytes + t.bytes,
+        })
+    }
 }
 
 /// How many of a job's tasks are in each state.
@@ -341,6 +379,14 @@ pub struct Job {
     /// The run writing its report, while one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_claim: Option<String>,
+    /// The objects the job answers for (the current versions its filters keep), by
+    /// encryption mode as the manifest showed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub census: Option<Census>,
+    /// What running it costs, estimated when it was created (requests, KMS calls, cost,
+    /// duration), as the command line made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<serde_json::Value>,
     #[serde(skip)]
     pub(crate) pk: i64,
 }

@@ -28,6 +28,10 @@ pub struct Filter {
     /// Encryption statuses to keep; empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encryption: Vec<SseMode>,
+    /// Rows whose EncryptionStatus is this are already as the job wants: counted, not
+    /// tasks (a sweep for SSE-S3; other modes have a key the inventory does not show).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_compliant: Option<SseMode>,
 }
 
 impl Filter {
@@ -57,6 +61,11 @@ impl Filter {
 
     pub fn is_empty(&self) -> bool {
         *self == Filter::default()
+    }
+
+    /// Whether the manifest shows the entry already as the job wants.
+    pub fn is_listed_compliant(&self, e: &Entry) -> bool {
+        self.listed_compliant.is_some() && e.encryption_status == self.listed_compliant
     }
 
     /// Whether the entry passes. A row with no value where a filter needs one does not.

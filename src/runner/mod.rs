@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub lease: Duration,
     /// How long in-flight tasks may take to finish after a stop.
     pub drain_timeout: Duration,
+    /// When to stop leasing and drain, as after a first signal (a sweep's time box).
+    pub deadline: Option<Instant>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             failure_threshold_min_tasks: 1000,
             lease: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(30),
+            deadline: None,
         }
     }
 }
@@ -69,6 +72,9 @@ pub enum RunOutcome {
     Failed(String),
     /// Stopped by a signal; the job stays Active and resumes with the next run.
     Interrupted,
+    /// Stopped at its deadline after the tasks in flight finished; the job stays Active
+    /// and resumes with the next run.
+    TimeUp,
 }
 
 /// What the runner is told to do by whoever watches signals.
@@ -286,6 +292,11 @@ pub async fn run_job(
                 .await?;
             last_heartbeat = Instant::now();
         }
+        if stop.is_none() && options.deadline.is_some_and(|d| Instant::now() >= d) {
+            stop = Some(RunOutcome::TimeUp);
+            stopped_at = Some(Instant::now());
+            progress.message("time is up: finishing the tasks in flight");
+        }
         if stop.is_none() && last_control.elapsed() >= Duration::from_millis(500) {
             last_control = Instant::now();
             let now = store.job(&job.id).await?;
@@ -354,7 +365,7 @@ pub async fn run_job(
                 .transition(job, &[JobStatus::Failing], JobStatus::Failed)
                 .await?;
         }
-        RunOutcome::Interrupted => {}
+        RunOutcome::Interrupted | RunOutcome::TimeUp => {}
     }
     Ok(outcome)
 }
@@ -475,7 +486,10 @@ async fn run_task(
                     state,
                     attempts,
                     http_status: 200,
-                    error_code: None,
+                    // A skip for a newer write says so in its code: the object was not
+                    // found compliant, it is another version now (a sweep's census).
+                    error_code: (state == TaskState::Skipped && message.starts_with(SUPERSEDED))
+                        .then(|| "Superseded".to_owned()),
                     message,
                 };
                 return (result, size);
@@ -517,6 +531,9 @@ fn listed(task: &Task) -> Option<Listed> {
 /// Marks a task as about to be written, in the job store, before its write is sent: the
 /// run loop records marks in batches and answers each once it is durable.
 type Intents = mpsc::Sender<(i64, tokio::sync::oneshot::Sender<()>)>;
+
+/// How the message of a task skipped for a newer version of its object begins.
+const SUPERSEDED: &str = "superseded:";
 
 /// One task as it runs: what its tries learned.
 struct TaskRun<'a> {
@@ -588,7 +605,7 @@ impl TaskRun<'_> {
         {
             return Ok((
                 TaskState::Skipped,
-                format!("superseded: version {listed} is no longer current (current: {current})"),
+                format!("{SUPERSEDED} version {listed} is no longer current (current: {current})"),
                 seen.size,
             ));
         }

@@ -351,7 +351,10 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 pub const SIGINT: i32 = 2;
+pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
+pub const SIGCONT: i32 = 18;
+pub const SIGSTOP: i32 = 19;
 
 /// Sends `sig` to a process this test started.
 pub fn send_signal(pid: u32, sig: i32) {

@@ -273,6 +273,24 @@ impl Proxy {
         seen
     }
 
+    /// The object requests on `bucket`, by S3 operation as an estimate names them: HEAD and
+    /// CopyObject (PUT with a copy source), what a run of small objects sends.
+    pub fn per_operation(&self, bucket: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for s in self.seen() {
+            if s.bucket != bucket || s.key.is_empty() {
+                continue;
+            }
+            let op = match (s.method.as_str(), s.copy) {
+                ("HEAD", _) => "HeadObject",
+                ("PUT", true) => "CopyObject",
+                (other, _) => panic!("an unexpected {other} on {}", s.key),
+            };
+            *out.entry(op.to_owned()).or_default() += 1;
+        }
+        out
+    }
+
     /// The CopyObject requests onto `bucket`/`key`, in the order they arrived.
     pub fn copies_of(&self, bucket: &str, key: &str) -> Vec<Seen> {
         self.seen()

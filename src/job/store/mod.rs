@@ -20,8 +20,8 @@ mod sqlite;
 use std::time::Duration;
 
 use super::model::{
-    IngestCounts, Job, JobStatus, Operation, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult,
-    Worker,
+    Census, IngestCounts, Job, JobStatus, Operation, TargetSpec, Task, TaskCounts, TaskRecord,
+    TaskResult, Worker,
 };
 use crate::manifest::{Entry, ManifestSummary};
 
@@ -59,6 +59,22 @@ impl JobStoreError {
             | JobStoreError::Corrupt { .. } => false,
         }
     }
+}
+
+/// What a job settled, by the encryption its manifest rows showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Tasks that succeeded: objects the job re-encrypted.
+    pub succeeded: Census,
+    /// Tasks skipped because their object was already as wanted.
+    pub found_compliant: Census,
+}
+
+/// Who holds a sweep's lock, and since when (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepLock {
+    pub owner: String,
+    pub since: i64,
 }
 
 /// A new job's fixed parts, before its manifest is read.
@@ -111,6 +127,26 @@ pub(crate) fn spread(bucket: &str, key: &str) -> i64 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     i64::from(hash)
+}
+
+/// What a job settled, by the encryption its manifest rows showed: from rows of (task
+/// state, listed encryption status, objects, bytes).
+fn settled_of(rows: impl Iterator<Item = (String, Option<String>, i64, i64)>) -> Settled {
+    let mut settled = Settled::default();
+    for (state, mode, objects, bytes) in rows {
+        let census = if state == "succeeded" {
+            &mut settled.succeeded
+        } else {
+            &mut settled.found_compliant
+        };
+        let t = census
+            .by_mode
+            .entry(Census::mode_name(mode.and_then(|m| m.parse().ok())))
+            .or_default();
+        t.objects += objects.max(0) as u64;
+        t.bytes += bytes.max(0) as u64;
+    }
+    settled
 }
 
 /// The `LIKE` pattern of the jobs whose id starts with `given` (wildcards in it dropped).
@@ -195,7 +231,48 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         job: &Job,
         manifest: &ManifestSummary,
         counts: &IngestCounts,
+        census: &Census,
         to: JobStatus,
+    ) -> Result<(), JobStoreError>;
+
+    /// Records a job's estimate.
+    async fn set_estimate(
+        &self,
+        job: &Job,
+        estimate: &serde_json::Value,
+    ) -> Result<(), JobStoreError>;
+
+    /// The tasks that a job made compliant and those it found so, by the encryption their
+    /// manifest rows showed (for a census after it).
+    async fn settled_by_listed_mode(&self, job: &Job) -> Result<Settled, JobStoreError>;
+
+    /// Takes a sweep's lock for `owner` until `lease` from now (or renews it). A lock held
+    /// by another run that has not expired (and is not `gone`, known dead) is not taken:
+    /// its holder and since when come back.
+    async fn lock_sweep(
+        &self,
+        name: &str,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<Option<SweepLock>, JobStoreError>;
+
+    /// Gives a sweep's lock back.
+    async fn unlock_sweep(&self, name: &str, owner: &str) -> Result<(), JobStoreError>;
+
+    /// The job a sweep made for an inventory (its date folder), if any.
+    async fn sweep_job(&self, name: &str, inventory: &str)
+    -> Result<Option<String>, JobStoreError>;
+
+    /// The jobs a sweep made, newest inventory first: (inventory, job id).
+    async fn sweep_jobs(&self, name: &str) -> Result<Vec<(String, String)>, JobStoreError>;
+
+    /// Records that a sweep's job for an inventory is `job_id`.
+    async fn add_sweep_job(
+        &self,
+        name: &str,
+        inventory: &str,
+        job_id: &str,
     ) -> Result<(), JobStoreError>;
 
     /// Marks a job Failed with `reason` and drops its tasks, so that nothing of it can run.

@@ -19,10 +19,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
 
 use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
-use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern, spread};
+use super::{
+    JobStore, JobStoreError, NewJob, Settled, SweepLock, migrate_error, pick_job, prefix_pattern,
+    settled_of, spread,
+};
 use crate::job::model::{
-    IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
-    Worker,
+    Census, IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult,
+    TaskState, Worker,
 };
 use crate::manifest::{Entry, ManifestSummary};
 
@@ -463,12 +466,14 @@ impl JobStore for PostgresJobStore {
         job: &Job,
         manifest: &ManifestSummary,
         counts: &IngestCounts,
+        census: &Census,
         to: JobStatus,
     ) -> Result<(), JobStoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET status = $1, manifest = $2, rows_read = $3, rows_filtered = $4, \
              delete_markers = $5, noncurrent_versions = $6, total_tasks = $7, total_bytes = $8, \
-             updated_at = reseal_now_ms() WHERE pk = $9 AND status = $10",
+             updated_at = reseal_now_ms(), rows_compliant = $11, census = $12 \
+             WHERE pk = $9 AND status = $10",
         )
         .bind(to.as_str())
         .bind(serde_json::to_string(manifest).expect("a manifest summary serialises"))
@@ -480,6 +485,8 @@ impl JobStore for PostgresJobStore {
         .bind(counts.bytes as i64)
         .bind(job.pk)
         .bind(JobStatus::Preparing.as_str())
+        .bind(counts.rows_compliant as i64)
+        .bind(serde_json::to_string(census).expect("a census serialises"))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {
@@ -582,6 +589,134 @@ impl JobStore for PostgresJobStore {
             return Ok(0);
         }
         retry_deadlocks(|| self.record_once(job, owner, results)).await
+    }
+
+    async fn set_estimate(
+        &self,
+        job: &Job,
+        estimate: &serde_json::Value,
+    ) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET estimate = $1 WHERE pk = $2")
+            .bind(estimate.to_string())
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn settled_by_listed_mode(&self, job: &Job) -> Result<Settled, JobStoreError> {
+        let rows = sqlx::query(
+            "SELECT state, encryption_status, COUNT(*) AS n, COALESCE(SUM(size), 0)::bigint AS bytes \
+             FROM tasks WHERE job_pk = $1 \
+             AND (state = 'succeeded' OR (state = 'skipped' AND error_code IS NULL)) \
+             GROUP BY state, encryption_status",
+        )
+        .bind(job.pk)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(settled_of(rows.iter().map(|r| {
+            (
+                r.get::<String, _>("state"),
+                r.get::<Option<String>, _>("encryption_status"),
+                r.get::<i64, _>("n"),
+                r.get::<i64, _>("bytes"),
+            )
+        })))
+    }
+
+    async fn lock_sweep(
+        &self,
+        name: &str,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<Option<SweepLock>, JobStoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sweeps (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE sweeps SET lock_owner = $1, lock_expires = reseal_now_ms() + $2, \
+             lock_since = CASE WHEN lock_owner = $1 THEN lock_since ELSE reseal_now_ms() END \
+             WHERE name = $3 AND (lock_owner IS NULL OR lock_owner = $1 OR lock_owner = $4 \
+             OR lock_expires < reseal_now_ms())",
+        )
+        .bind(owner)
+        .bind(lease.as_millis() as i64)
+        .bind(name)
+        .bind(gone)
+        .execute(&mut *tx)
+        .await?;
+        let holder = if taken.rows_affected() == 1 {
+            None
+        } else {
+            let row = sqlx::query("SELECT lock_owner, lock_since FROM sweeps WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            Some(SweepLock {
+                owner: row.get::<Option<String>, _>(0).unwrap_or_default(),
+                since: row.get::<Option<i64>, _>(1).unwrap_or_default(),
+            })
+        };
+        tx.commit().await?;
+        Ok(holder)
+    }
+
+    async fn unlock_sweep(&self, name: &str, owner: &str) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "UPDATE sweeps SET lock_owner = NULL, lock_expires = NULL, lock_since = NULL \
+             WHERE name = $1 AND lock_owner = $2",
+        )
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sweep_job(
+        &self,
+        name: &str,
+        inventory: &str,
+    ) -> Result<Option<String>, JobStoreError> {
+        Ok(
+            sqlx::query("SELECT job_id FROM sweep_jobs WHERE name = $1 AND inventory = $2")
+                .bind(name)
+                .bind(inventory)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    async fn sweep_jobs(&self, name: &str) -> Result<Vec<(String, String)>, JobStoreError> {
+        let rows = sqlx::query(
+            "SELECT inventory, job_id FROM sweep_jobs WHERE name = $1 ORDER BY inventory DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn add_sweep_job(
+        &self,
+        name: &str,
+        inventory: &str,
+        job_id: &str,
+    ) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "INSERT INTO sweep_jobs (name, inventory, job_id, created_at) \
+             VALUES ($1, $2, $3, reseal_now_ms())",
+        )
+        .bind(name)
+        .bind(inventory)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn mark_write_started(

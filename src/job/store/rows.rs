@@ -18,6 +18,9 @@ pub(super) struct JobRow {
     manifest: Option<String>,
     rows_read: i64,
     rows_filtered: i64,
+    rows_compliant: i64,
+    census: Option<String>,
+    estimate: Option<String>,
     delete_markers: i64,
     noncurrent_versions: i64,
     total_tasks: i64,
@@ -55,6 +58,7 @@ impl JobRow {
             ingest: IngestCounts {
                 rows_read: count(self.rows_read),
                 rows_filtered: count(self.rows_filtered),
+                rows_compliant: count(self.rows_compliant),
                 delete_markers: count(self.delete_markers),
                 noncurrent_versions: count(self.noncurrent_versions),
                 tasks: count(self.total_tasks),
@@ -73,6 +77,16 @@ impl JobRow {
             finished_at: self.finished_at,
             report_written_at: self.report_written_at,
             report_claim: self.report_claim,
+            census: self
+                .census
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(|e| corrupt(format!("census: {e}")))?,
+            estimate: self
+                .estimate
+                .map(|e| serde_json::from_str(&e))
+                .transpose()
+                .map_err(|e| corrupt(format!("estimate: {e}")))?,
             id,
         })
     }

@@ -10,10 +10,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
 use super::rows::{CountsRow, JobRow, LeasedRow, RecordRow, WorkerRow};
-use super::{JobStore, JobStoreError, NewJob, migrate_error, pick_job, prefix_pattern, spread};
+use super::{
+    JobStore, JobStoreError, NewJob, Settled, SweepLock, migrate_error, pick_job, prefix_pattern,
+    settled_of, spread,
+};
 use crate::job::model::{
-    IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult, TaskState,
-    Worker,
+    Census, IngestCounts, Job, JobStatus, TargetSpec, Task, TaskCounts, TaskRecord, TaskResult,
+    TaskState, Worker,
 };
 use crate::manifest::{Entry, ManifestSummary};
 use crate::time::now_ms;
@@ -42,9 +45,19 @@ impl SqliteJobStore {
             SqliteConnectOptions::new().filename(location)
         };
         let path = options.get_filename().to_path_buf();
-        if path != Path::new(":memory:") {
-            create_private_file(&path).map_err(open_err)?;
-        }
+        // Two processes opening a new or older job store at once (a sweep from cron and a
+        // `job list`) would both apply the same migration, and the second fail: one
+        // migrates at a time, under an exclusive flock of the file (apart from SQLite's
+        // own fcntl locks), held until the migrations are done.
+        let migrating = if path != Path::new(":memory:") {
+            let file = create_private_file(&path).map_err(open_err)?;
+            let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                .await
+                .expect("the lock does not panic");
+            Some(locked.map_err(|e| open_err(format!("cannot lock {}: {e}", path.display())))?)
+        } else {
+            None
+        };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -59,6 +72,7 @@ impl SqliteJobStore {
             .run(&pool)
             .await
             .map_err(|e| migrate_error(location, e))?;
+        drop(migrating);
         Ok(SqliteJobStore { pool })
     }
 
@@ -268,10 +282,12 @@ impl JobStore for SqliteJobStore {
         job: &Job,
         manifest: &ManifestSummary,
         counts: &IngestCounts,
+        census: &Census,
         to: JobStatus,
     ) -> Result<(), JobStoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET status = ?, manifest = ?, rows_read = ?, rows_filtered = ?, \
+             rows_compliant = ?, census = ?, \
              delete_markers = ?, noncurrent_versions = ?, total_tasks = ?, total_bytes = ?, \
              updated_at = ? WHERE pk = ? AND status = ?",
         )
@@ -279,6 +295,8 @@ impl JobStore for SqliteJobStore {
         .bind(serde_json::to_string(manifest).expect("a manifest summary serialises"))
         .bind(counts.rows_read as i64)
         .bind(counts.rows_filtered as i64)
+        .bind(counts.rows_compliant as i64)
+        .bind(serde_json::to_string(census).expect("a census serialises"))
         .bind(counts.delete_markers as i64)
         .bind(counts.noncurrent_versions as i64)
         .bind(counts.tasks as i64)
@@ -483,6 +501,139 @@ impl JobStore for SqliteJobStore {
         Ok(recorded as u64)
     }
 
+    async fn set_estimate(
+        &self,
+        job: &Job,
+        estimate: &serde_json::Value,
+    ) -> Result<(), JobStoreError> {
+        sqlx::query("UPDATE jobs SET estimate = ? WHERE pk = ?")
+            .bind(estimate.to_string())
+            .bind(job.pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn settled_by_listed_mode(&self, job: &Job) -> Result<Settled, JobStoreError> {
+        let rows = sqlx::query(
+            "SELECT state, encryption_status, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes \
+             FROM tasks WHERE job_pk = ? \
+             AND (state = 'succeeded' OR (state = 'skipped' AND error_code IS NULL)) \
+             GROUP BY state, encryption_status",
+        )
+        .bind(job.pk)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(settled_of(rows.iter().map(|r| {
+            (
+                r.get::<String, _>("state"),
+                r.get::<Option<String>, _>("encryption_status"),
+                r.get::<i64, _>("n"),
+                r.get::<i64, _>("bytes"),
+            )
+        })))
+    }
+
+    async fn lock_sweep(
+        &self,
+        name: &str,
+        owner: &str,
+        gone: Option<&str>,
+        lease: Duration,
+    ) -> Result<Option<SweepLock>, JobStoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sweeps (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE sweeps SET lock_owner = ?, lock_expires = ?, \
+             lock_since = CASE WHEN lock_owner = ? THEN lock_since ELSE ? END \
+             WHERE name = ? AND (lock_owner IS NULL OR lock_owner = ? OR lock_owner = ? \
+             OR lock_expires < ?)",
+        )
+        .bind(owner)
+        .bind(now + lease.as_millis() as i64)
+        .bind(owner)
+        .bind(now)
+        .bind(name)
+        .bind(owner)
+        .bind(gone)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let holder = if taken.rows_affected() == 1 {
+            None
+        } else {
+            let row = sqlx::query("SELECT lock_owner, lock_since FROM sweeps WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            Some(SweepLock {
+                owner: row.get::<Option<String>, _>(0).unwrap_or_default(),
+                since: row.get::<Option<i64>, _>(1).unwrap_or_default(),
+            })
+        };
+        tx.commit().await?;
+        Ok(holder)
+    }
+
+    async fn unlock_sweep(&self, name: &str, owner: &str) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "UPDATE sweeps SET lock_owner = NULL, lock_expires = NULL, lock_since = NULL \
+             WHERE name = ? AND lock_owner = ?",
+        )
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sweep_job(
+        &self,
+        name: &str,
+        inventory: &str,
+    ) -> Result<Option<String>, JobStoreError> {
+        Ok(
+            sqlx::query("SELECT job_id FROM sweep_jobs WHERE name = ? AND inventory = ?")
+                .bind(name)
+                .bind(inventory)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    async fn sweep_jobs(&self, name: &str) -> Result<Vec<(String, String)>, JobStoreError> {
+        let rows = sqlx::query(
+            "SELECT inventory, job_id FROM sweep_jobs WHERE name = ? ORDER BY inventory DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn add_sweep_job(
+        &self,
+        name: &str,
+        inventory: &str,
+        job_id: &str,
+    ) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "INSERT INTO sweep_jobs (name, inventory, job_id, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(inventory)
+        .bind(job_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn mark_write_started(
         &self,
         job: &Job,
@@ -636,14 +787,13 @@ impl JobStore for SqliteJobStore {
 }
 
 /// Creates the database file readable by its owner only; an existing file is left as it is.
-fn create_private_file(path: &PathBuf) -> Result<(), String> {
+fn create_private_file(path: &PathBuf) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .map(drop)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))
 }
 

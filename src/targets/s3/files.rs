@@ -1,7 +1,7 @@
 //! Manifests and reports on S3: `s3://bucket/key` locations, downloads into a local
 //! folder that the manifest readers then read as they read any file (so every check they
 //! make, the MD5s of inventory data files among them, applies), listings that become a CSV
-//! manifest, and report uploads.
+//! manifest or show an inventory configuration's date folders, and report uploads.
 //!
 //! These one-off requests do not go through [`super::s3::S3Target::call`], so the SDK
 //! retries them itself ([`retrying`]): the client they are given has the SDK's retries
@@ -299,6 +299,40 @@ pub async fn list_to_csv(
     }
     out.flush().map_err(|e| FilesError::local(path, e))?;
     Ok(counts)
+}
+
+/// One level of `s3://bucket/prefix/`, as a folder listing shows it: the names of the
+/// folders (common prefixes, without their `/`) and of the objects directly in it.
+pub async fn list_level(
+    client: &Client,
+    url: &S3Url,
+) -> Result<(Vec<String>, Vec<String>), FilesError> {
+    let prefix = match url.key.as_str() {
+        "" => String::new(),
+        k => format!("{}/", k.trim_end_matches('/')),
+    };
+    let (mut folders, mut objects) = (Vec::new(), Vec::new());
+    let mut pages = retrying(client)
+        .list_objects_v2()
+        .bucket(&url.bucket)
+        .prefix(&prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| describe(&url.to_string(), e))?;
+        for p in page.common_prefixes() {
+            if let Some(name) = p.prefix().and_then(|p| p.strip_prefix(&prefix)) {
+                folders.push(name.trim_end_matches('/').to_owned());
+            }
+        }
+        for o in page.contents() {
+            if let Some(name) = o.key().and_then(|k| k.strip_prefix(&prefix)) {
+                objects.push(name.to_owned());
+            }
+        }
+    }
+    Ok((folders, objects))
 }
 
 /// Uploads every file under `dir` to `to` (a prefix), keeping relative paths; files named

@@ -204,16 +204,10 @@ impl S3Target {
 
 impl S3Target {
     /// The object as an inventory row describes it, for a copy without a HEAD first; `None`
-    /// where a HEAD must come first: an object copied in parts (its content headers are
-    /// not in the inventory), an SSE-C object (which key opens it only HEAD says), and an
-    /// object already in the wanted mode when that mode has a key to compare (SSE-KMS,
-    /// DSSE-KMS, SSE-C: the inventory has no key column).
+    /// where a HEAD must come first ([`super::plan::trusted_without_inspection`]).
     pub(super) fn listed_state(&self, listed: &Listed) -> Option<ObjectState> {
         let size = listed.size?;
-        let key_to_compare = self.want.mode != SseMode::SseS3;
-        if size > self.options.multipart_threshold
-            || listed.mode == SseMode::SseC
-            || (listed.mode == self.want.mode && key_to_compare)
+        if !super::plan::trusted_without_inspection(self.wants(), listed.mode, size, &self.options)
         {
             return None;
         }

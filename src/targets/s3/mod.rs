@@ -45,6 +45,7 @@ mod client;
 pub mod files;
 mod inspect;
 pub mod pace;
+pub mod plan;
 mod versions;
 mod write;
 
@@ -56,6 +57,7 @@ use aws_sdk_s3::types::EncryptionType;
 
 pub use client::{Connection, connect};
 use pace::Pacer;
+use plan::Chosen;
 
 use super::{ErrorKind, Listed, ObjectRef, ObjectState, Target, TargetError, Want, Written};
 use crate::crypto::CustomerKey;
@@ -174,36 +176,41 @@ impl S3Target {
         }
     }
 
-    /// Which method re-encrypts this object.
+    /// What the job wants, as the method table ([`plan`]) needs it.
+    pub fn wants(&self) -> plan::Wants {
+        plan::Wants {
+            mode: self.want.mode,
+            named_kms_key: self.want.kms_key_id.is_some(),
+        }
+    }
+
+    /// Which method re-encrypts this object: [`plan::choose`], the table an estimate
+    /// counts; `--method update` on an object it cannot change is refused, saying why.
     fn choose(&self, seen: &ObjectState) -> Result<Chosen, TargetError> {
-        let update_applies = self.want.mode == SseMode::SseKms
-            && self.want.kms_key_id.is_some()
-            && matches!(seen.mode, SseMode::SseS3 | SseMode::SseKms);
         match self.options.method {
-            Method::Update if !update_applies => Err(TargetError::permanent(
-                400,
-                "UpdateNotApplicable",
-                format!(
-                    "UpdateObjectEncryption cannot make a {} object {}{} (it changes SSE-S3 or SSE-KMS objects to SSE-KMS with a named key); use --method auto or copy",
-                    seen.mode,
-                    self.want.mode,
-                    if self.want.kms_key_id.is_none() && self.want.mode == SseMode::SseKms {
-                        " with the default key"
-                    } else {
-                        ""
-                    }
-                ),
-            )),
-            Method::Update => Ok(Chosen::Update),
-            Method::Auto
-                if update_applies
-                    && self.options.amazon
-                    && !self.update_unsupported.load(Ordering::Relaxed) =>
-            {
-                Ok(Chosen::Update)
+            Method::Update if !plan::update_applies(self.wants(), seen.mode) => {
+                Err(TargetError::permanent(
+                    400,
+                    "UpdateNotApplicable",
+                    format!(
+                        "UpdateObjectEncryption cannot make a {} object {}{} (it changes SSE-S3 or SSE-KMS objects to SSE-KMS with a named key); use --method auto or copy",
+                        seen.mode,
+                        self.want.mode,
+                        if self.want.kms_key_id.is_none() && self.want.mode == SseMode::SseKms {
+                            " with the default key"
+                        } else {
+                            ""
+                        }
+                    ),
+                ))
             }
-            _ if seen.size > self.options.multipart_threshold => Ok(Chosen::Multipart),
-            _ => Ok(Chosen::Copy),
+            _ => Ok(plan::choose(
+                self.wants(),
+                seen.mode,
+                seen.size,
+                &self.options,
+                self.update_unsupported.load(Ordering::Relaxed),
+            )),
         }
     }
 
@@ -306,12 +313,6 @@ impl S3Target {
             ..e
         }
     }
-}
-
-enum Chosen {
-    Update,
-    Copy,
-    Multipart,
 }
 
 #[async_trait::async_trait]

@@ -16,8 +16,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::Zeroizing;
 
+use super::S3Target;
 use super::inspect::{ObjectDetails, Reported};
-use super::{MAX_PARTS, MIN_PART_SIZE, S3Target};
 use crate::crypto::CustomerKey;
 use crate::encoding::encode_key;
 use crate::sse::SseMode;
@@ -276,11 +276,7 @@ impl S3Target {
         target: Option<&SseCHeaders>,
         source: Option<&SseCHeaders>,
     ) -> Result<Vec<CompletedPart>, TargetError> {
-        let part_size = self
-            .options
-            .part_size
-            .max(seen.size.div_ceil(MAX_PARTS))
-            .max(MIN_PART_SIZE);
+        let part_size = super::plan::part_size(seen.size, &self.options);
         let count = seen.size.div_ceil(part_size).max(1);
         let sem = tokio::sync::Semaphore::new(self.options.part_concurrency.max(1));
         let parts = (0..count).map(|i| {
