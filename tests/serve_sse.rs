@@ -95,6 +95,26 @@ fn every_sse_mode_bucket_defaults_and_their_errors() {
             "KMS.NotFoundException",
             400
         );
+        // So is a copy to one, whatever the source's size (its bytes are not read first).
+        c.put_object()
+            .bucket("enc")
+            .key("large")
+            .body(vec![7u8; 4 << 20].into())
+            .send()
+            .await
+            .unwrap();
+        assert_refused!(
+            c.copy_object()
+                .bucket("enc")
+                .key("large copy")
+                .copy_source("enc/large")
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id("alias/none")
+                .send()
+                .await,
+            "KMS.NotFoundException",
+            400
+        );
 
         // Bucket default: SSE-S3 until set; a default applies when a request names none;
         // request headers win; deleting it goes back to SSE-S3.

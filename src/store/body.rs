@@ -17,8 +17,10 @@ use crate::crypto::{self, Engine};
 use crate::encoding::hex;
 
 /// Runs `produce` on a thread of its own, writing into a pipe that `consume` reads:
-/// one object's plaintext flows into another write in bounded memory. The producer's
-/// error wins (the consumer then saw a short body).
+/// one object's plaintext flows into another write in bounded memory. When both fail,
+/// the one that failed first wins: the producer's if the consumer reached the end of a
+/// failed read, the consumer's if it gave up before the end (the producer then only saw
+/// the pipe close: a write refused for an unknown KMS key is refused as that).
 pub(super) fn piped<T>(
     produce: impl FnOnce(&mut dyn Write) -> Result<ObjectMeta> + Send,
     consume: impl FnOnce(&mut dyn Read) -> Result<T>,
@@ -45,6 +47,7 @@ pub(super) fn piped<T>(
             ended_well: None,
         };
         let consumed = consume(&mut body);
+        let consumer_gave_up = consumed.is_err() && body.ended_well.is_none();
         // The producer may be blocked on a full pipe: closing it ends its write.
         drop(body);
         let produced = producer.join().unwrap_or_else(|_| {
@@ -54,6 +57,7 @@ pub(super) fn piped<T>(
             })
         });
         match (produced, consumed) {
+            (Err(_), Err(e)) if consumer_gave_up => Err(e),
             (Err(e), _) => Err(e),
             (Ok(_), consumed) => consumed,
         }

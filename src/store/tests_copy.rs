@@ -231,3 +231,30 @@ fn a_part_copy_reads_a_range_within_its_source() {
         crate::encoding::hex(&md5::Md5::digest(&body[1..11]))
     );
 }
+
+/// A copy to another key whose KMS key does not exist fails as that, at once, whatever
+/// the source's size: the write's refusal wins over the broken pipe its reader then sees.
+#[test]
+fn a_copy_to_an_unknown_kms_key_is_refused_as_that() {
+    let (_d, store) = store();
+    for len in [10, 4 << 20] {
+        put(&store, "o", &data(len, 7), Encryption::SseS3);
+        let refused = store.copy_object(CopyObject {
+            key: "copy".into(),
+            encryption: Some(Encryption::SseKms {
+                key_id: Some("alias/no-such-key".into()),
+                bucket_key: false,
+            }),
+            ..onto_itself()
+        });
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::Keys(crate::store::keys::KeyError::UnknownKey(
+                    _
+                )))
+            ),
+            "{len} bytes: {refused:?}"
+        );
+    }
+}
