@@ -121,6 +121,24 @@ fn the_aws_cli_works_with_every_mode() {
         ],
     );
     assert_eq!(std::fs::read(&range).unwrap(), &big_data[100..200]);
+    // By part number: the CLI uploaded it in 8 MiB parts.
+    let part = dir.path().join("part.bin");
+    let got = aws_ok(
+        ep,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "cli",
+            "--key",
+            "s3/big",
+            "--part-number",
+            "2",
+            &p(&part),
+        ],
+    );
+    assert!(got.contains("\"PartsCount\": 3"), "{got}");
+    assert_eq!(std::fs::read(&part).unwrap(), &big_data[8 << 20..16 << 20]);
     let listed = aws_ok(ep, &["s3", "ls", "--recursive", "s3://cli/"]);
     assert_eq!(listed.lines().count(), 8, "{listed}");
     aws_ok(

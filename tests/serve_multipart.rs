@@ -154,3 +154,156 @@ fn multipart_uploads_are_encrypted_with_s3_etags() {
         );
     });
 }
+
+/// GetObject and HeadObject with `partNumber`, as the SDKs' transfer managers use them:
+/// one part's bytes with its Content-Range and the parts count; part 1 of an object not
+/// uploaded in parts is all of it; a part past the last is 416, with a Range 400.
+#[test]
+fn a_read_by_part_number_gives_that_part() {
+    let server = S3Server::reseal_serve();
+    let c = server.client();
+    let rt = rt();
+    rt.block_on(async {
+        c.create_bucket().bucket("parts").send().await.unwrap();
+        let sizes = [5 << 20, 5 << 20, 1000];
+        let data: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let id = c
+            .create_multipart_upload()
+            .bucket("parts")
+            .key("multi")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        let mut completed = Vec::new();
+        let mut start = 0;
+        for (i, size) in sizes.iter().enumerate() {
+            let n = i as i32 + 1;
+            let out = c
+                .upload_part()
+                .bucket("parts")
+                .key("multi")
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(data[start..start + size].to_vec()))
+                .send()
+                .await
+                .unwrap();
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(out.e_tag().unwrap())
+                    .build(),
+            );
+            start += size;
+        }
+        c.complete_multipart_upload()
+            .bucket("parts")
+            .key("multi")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+
+        let whole = c
+            .get_object()
+            .bucket("parts")
+            .key("multi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(whole.parts_count(), None, "only a read of a part says it");
+        assert_eq!(whole.content_range(), None);
+        let mut start = 0;
+        for (i, size) in sizes.iter().enumerate() {
+            let n = i as i32 + 1;
+            let range = format!("bytes {start}-{}/{}", start + size - 1, data.len());
+            let got = c
+                .get_object()
+                .bucket("parts")
+                .key("multi")
+                .part_number(n)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.parts_count(), Some(3));
+            assert_eq!(got.content_range(), Some(range.as_str()));
+            assert_eq!(got.content_length(), Some(*size as i64));
+            assert_eq!(
+                got.server_side_encryption(),
+                Some(&ServerSideEncryption::AwsKms)
+            );
+            assert_eq!(
+                got.body.collect().await.unwrap().to_vec(),
+                &data[start..start + size],
+                "part {n}"
+            );
+            let head = c
+                .head_object()
+                .bucket("parts")
+                .key("multi")
+                .part_number(n)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.parts_count(), Some(3));
+            assert_eq!(head.content_length(), Some(*size as i64));
+            assert_eq!(head.content_range(), Some(range.as_str()));
+            start += size;
+        }
+        let past = c
+            .get_object()
+            .bucket("parts")
+            .key("multi")
+            .part_number(4)
+            .send()
+            .await;
+        assert_refused!(past, "InvalidPartNumber", 416);
+        let both = c
+            .get_object()
+            .bucket("parts")
+            .key("multi")
+            .part_number(1)
+            .range("bytes=0-9")
+            .send()
+            .await;
+        assert_refused!(both, "InvalidRequest", 400);
+
+        c.put_object()
+            .bucket("parts")
+            .key("single")
+            .body(ByteStream::from_static(b"ten bytes!"))
+            .send()
+            .await
+            .unwrap();
+        let one = c
+            .get_object()
+            .bucket("parts")
+            .key("single")
+            .part_number(1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(one.content_range(), Some("bytes 0-9/10"));
+        assert_eq!(one.parts_count(), None);
+        assert_eq!(one.body.collect().await.unwrap().to_vec(), b"ten bytes!");
+        let two = c
+            .get_object()
+            .bucket("parts")
+            .key("single")
+            .part_number(2)
+            .send()
+            .await;
+        assert_refused!(two, "InvalidPartNumber", 416);
+    });
+}

@@ -55,6 +55,11 @@ pub fn from_store(e: StoreError) -> S3Error {
         StoreError::InvalidRange { .. } => {
             error(C::InvalidRange, "The requested range is not satisfiable")
         }
+        StoreError::PartNotSatisfiable { .. } => custom(
+            "InvalidPartNumber",
+            http::StatusCode::RANGE_NOT_SATISFIABLE,
+            "The requested partnumber is not satisfiable".into(),
+        ),
         StoreError::BadDigest { .. } => error(
             C::BadDigest,
             "The Content-MD5 you specified did not match what we received.",

@@ -175,6 +175,7 @@ impl Store {
     ) -> Result<ObjectMeta> {
         let get = GetRequest {
             range,
+            part_number: None,
             sse_c: source.sse_c.as_ref(),
             conditions: conditions.clone(),
         };

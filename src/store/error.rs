@@ -80,6 +80,15 @@ pub enum StoreError {
         end: u64,
         size: u64,
     },
+    /// A read of part `number` of an object that has fewer (an object not uploaded in
+    /// parts has one: itself).
+    #[error("{bucket}/{key}: part {number} of an object of {parts} part(s)")]
+    PartNotSatisfiable {
+        bucket: String,
+        key: String,
+        number: u32,
+        parts: usize,
+    },
     #[error("{bucket}/{key}: {source}")]
     Crypto {
         bucket: String,
@@ -123,6 +132,7 @@ impl StoreError {
             | StoreError::InvalidPartOrder
             | StoreError::EntityTooSmall { .. }
             | StoreError::InvalidRange { .. }
+            | StoreError::PartNotSatisfiable { .. }
             | StoreError::MasterKey(_) => true,
             StoreError::Keys(e) => e.is_user_error(),
             // The store's own data or files failed it: a request cannot cause these.

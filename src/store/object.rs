@@ -165,6 +165,18 @@ impl ObjectMeta {
             .map(String::as_str)
     }
 
+    /// The bytes of part `number` (from 1): of a multipart object, the part's; of any
+    /// other, part 1 is the whole object. `None` past the last part.
+    pub fn part_range(&self, number: u32) -> Option<std::ops::Range<u64>> {
+        if self.parts.is_empty() {
+            return (number == 1).then_some(0..self.size);
+        }
+        let index = (number as usize).checked_sub(1)?;
+        self.parts.get(index)?;
+        let start: u64 = self.parts[..index].iter().map(|p| p.size).sum();
+        Some(start..start + self.parts[index].size)
+    }
+
     /// Hex MD5 of the plaintext, where known.
     pub fn plaintext_md5(&self) -> Option<&str> {
         match &self.md5 {

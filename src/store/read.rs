@@ -165,9 +165,18 @@ impl Store {
         let meta = self.head(bucket, key)?;
         request.conditions.check(&meta)?;
         let layers = self.open_keys(&meta, request.sse_c)?;
-        let range = match request.range {
-            None => 0..meta.size,
-            Some(r) => r.resolve(meta.size).ok_or_else(|| {
+        let range = match (request.part_number, request.range) {
+            (Some(number), _) => {
+                meta.part_range(number)
+                    .ok_or_else(|| StoreError::PartNotSatisfiable {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        number,
+                        parts: meta.parts.len().max(1),
+                    })?
+            }
+            (None, None) => 0..meta.size,
+            (None, Some(r)) => r.resolve(meta.size).ok_or_else(|| {
                 let (start, end) = match r {
                     ByteRange::From { first, last } => (first, last.unwrap_or(meta.size)),
                     ByteRange::Suffix(n) => (meta.size.saturating_sub(n), meta.size),

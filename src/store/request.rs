@@ -169,6 +169,9 @@ impl ByteRange {
 #[derive(Debug, Clone, Default)]
 pub struct GetRequest<'a> {
     pub range: Option<ByteRange>,
+    /// Only this part of a multipart object (S3's `partNumber`; part 1 of any other
+    /// object is all of it). Not with `range`.
+    pub part_number: Option<u32>,
     pub sse_c: Option<&'a CustomerKey>,
     pub conditions: ReadConditions,
 }

@@ -223,6 +223,7 @@ fn reads_check_conditions_and_resolve_ranges() {
         let mut seen = None;
         let request = GetRequest {
             range,
+            part_number: None,
             sse_c: None,
             conditions,
         };

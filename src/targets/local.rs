@@ -142,7 +142,8 @@ fn target_error(e: StoreError) -> TargetError {
         | StoreError::CopyRangeOutsideSource { .. }
         | StoreError::InvalidPartOrder
         | StoreError::EntityTooSmall { .. }
-        | StoreError::InvalidRange { .. } => (ErrorKind::Permanent, 400, "InvalidRequest"),
+        | StoreError::InvalidRange { .. }
+        | StoreError::PartNotSatisfiable { .. } => (ErrorKind::Permanent, 400, "InvalidRequest"),
     };
     TargetError::new(kind, status, code, e.to_string())
 }

@@ -16,7 +16,7 @@ use super::convert::{
 };
 use super::{Endpoint, customer_key_of, with_encryption};
 use crate::serve::error::{error, from_store, internal};
-use crate::store::{GetRequest, PutOptions, StoreError};
+use crate::store::{GetRequest, ObjectMeta, PutOptions, StoreError};
 
 pub(super) async fn put_object(
     endpoint: &Endpoint,
@@ -51,6 +51,7 @@ pub(super) async fn head_object(
     let customer = customer_key_of!(req)?;
     let input = req.input;
     check_version(input.version_id.as_deref())?;
+    let part_number = read_part_number(input.part_number, input.range.is_some())?;
     let conditions = read_conditions(
         input.if_match.as_ref(),
         input.if_none_match.as_ref(),
@@ -58,12 +59,24 @@ pub(super) async fn head_object(
         input.if_unmodified_since.as_ref(),
     );
     let (bucket, key) = (input.bucket, input.key);
-    let meta = endpoint
+    let (meta, part) = endpoint
         .blocking(move |s| {
             let meta = s.head(&bucket, &key)?;
             conditions.check(&meta)?;
             s.check_customer_key(&meta, customer.as_ref())?;
-            Ok(meta)
+            let part =
+                match part_number {
+                    None => None,
+                    Some(number) => Some(meta.part_range(number).ok_or_else(|| {
+                        StoreError::PartNotSatisfiable {
+                            bucket: bucket.clone(),
+                            key: key.clone(),
+                            number,
+                            parts: meta.parts.len().max(1),
+                        }
+                    })?),
+                };
+            Ok((meta, part))
         })
         .await?;
     let k = kept(&meta);
@@ -73,12 +86,13 @@ pub(super) async fn head_object(
         &meta.sse,
         HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
-            content_length: Some(meta.size as i64),
+            content_length: Some(part.as_ref().map_or(meta.size, |r| r.end - r.start) as i64),
+            content_range: part.as_ref().map(|r| content_range(r, &meta)),
             content_type: meta.content_type.clone(),
             e_tag: Some(etag(&meta)),
             last_modified: Some(timestamp(meta.modified)),
             metadata: metadata_of(&meta),
-            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            parts_count: parts_count(&meta, part_number),
             cache_control: k.cache_control,
             content_disposition: k.content_disposition,
             content_encoding: k.content_encoding,
@@ -105,12 +119,7 @@ pub(super) async fn get_object(
     let customer = customer_key_of!(req)?;
     let input = req.input;
     check_version(input.version_id.as_deref())?;
-    if input.part_number.is_some() {
-        return Err(error(
-            S3ErrorCode::NotImplemented,
-            "GetObject by part number is not supported; use a Range",
-        ));
-    }
+    let part_number = read_part_number(input.part_number, input.range.is_some())?;
     let conditions = read_conditions(
         input.if_match.as_ref(),
         input.if_none_match.as_ref(),
@@ -125,6 +134,7 @@ pub(super) async fn get_object(
     let reading = tokio::task::spawn_blocking(move || {
         let request = GetRequest {
             range,
+            part_number,
             sse_c: customer.as_ref(),
             conditions,
         };
@@ -170,14 +180,8 @@ pub(super) async fn get_object(
     };
     let k = kept(&meta);
     let length = range.end - range.start;
-    let content_range = input.range.map(|_| {
-        format!(
-            "bytes {}-{}/{}",
-            range.start,
-            range.end.saturating_sub(1),
-            meta.size
-        )
-    });
+    let content_range =
+        (input.range.is_some() || part_number.is_some()).then(|| content_range(&range, &meta));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -194,7 +198,7 @@ pub(super) async fn get_object(
             last_modified: Some(timestamp(meta.modified)),
             metadata: metadata_of(&meta),
             tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
-            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            parts_count: parts_count(&meta, part_number),
             cache_control: input.response_cache_control.or(k.cache_control),
             content_disposition: input.response_content_disposition.or(k.content_disposition),
             content_encoding: input.response_content_encoding.or(k.content_encoding),
@@ -342,4 +346,39 @@ pub(super) async fn delete_object_tagging(
         .blocking(move |s| s.set_tags(&bucket, &key, BTreeMap::new()))
         .await?;
     Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+}
+
+/// A GET's or HEAD's `partNumber`: from 1 to 10,000, and not with a Range (as S3 answers).
+fn read_part_number(number: Option<i32>, with_range: bool) -> S3Result<Option<u32>> {
+    let Some(number) = number else {
+        return Ok(None);
+    };
+    if with_range {
+        return Err(error(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    match u32::try_from(number) {
+        Ok(n @ 1..=10_000) => Ok(Some(n)),
+        _ => Err(error(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        )),
+    }
+}
+
+/// `bytes first-last/size`.
+fn content_range(range: &std::ops::Range<u64>, meta: &ObjectMeta) -> String {
+    format!(
+        "bytes {}-{}/{}",
+        range.start,
+        range.end.saturating_sub(1),
+        meta.size
+    )
+}
+
+/// `x-amz-mp-parts-count`: S3 gives it only to a read of one part of a multipart object.
+fn parts_count(meta: &ObjectMeta, part_number: Option<u32>) -> Option<i32> {
+    (part_number.is_some() && !meta.parts.is_empty()).then_some(meta.parts.len() as i32)
 }
