@@ -104,39 +104,21 @@ fn the_aws_cli_works_with_every_mode() {
         &[&["s3", "cp", "s3://cli/ssec/big", &p(&back)][..], &sse_c].concat(),
     );
     assert_eq!(std::fs::read(&back).unwrap(), big_data);
-    // A range, a listing, tags, bucket encryption.
+    // A range, a part (the CLI uploaded it in 8 MiB parts), a listing, tags, bucket
+    // encryption.
+    let get_big = |how: &[&str], to: &Path| {
+        let args = [
+            &["s3api", "get-object", "--bucket", "cli", "--key", "s3/big"],
+            how,
+            &[&p(to)],
+        ];
+        aws_ok(ep, &args.concat())
+    };
     let range = dir.path().join("range.bin");
-    aws_ok(
-        ep,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            "cli",
-            "--key",
-            "s3/big",
-            "--range",
-            "bytes=100-199",
-            &p(&range),
-        ],
-    );
+    get_big(&["--range", "bytes=100-199"], &range);
     assert_eq!(std::fs::read(&range).unwrap(), &big_data[100..200]);
-    // By part number: the CLI uploaded it in 8 MiB parts.
     let part = dir.path().join("part.bin");
-    let got = aws_ok(
-        ep,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            "cli",
-            "--key",
-            "s3/big",
-            "--part-number",
-            "2",
-            &p(&part),
-        ],
-    );
+    let got = get_big(&["--part-number", "2"], &part);
     assert!(got.contains("\"PartsCount\": 3"), "{got}");
     assert_eq!(std::fs::read(&part).unwrap(), &big_data[8 << 20..16 << 20]);
     let listed = aws_ok(ep, &["s3", "ls", "--recursive", "s3://cli/"]);

@@ -163,6 +163,7 @@ fn a_read_by_part_number_gives_that_part() {
     let server = S3Server::reseal_serve();
     let c = server.client();
     let rt = rt();
+    let part = |key: &str, n: i32| c.get_object().bucket("parts").key(key).part_number(n);
     rt.block_on(async {
         c.create_bucket().bucket("parts").send().await.unwrap();
         let sizes = [5 << 20, 5 << 20, 1000];
@@ -228,14 +229,7 @@ fn a_read_by_part_number_gives_that_part() {
         for (i, size) in sizes.iter().enumerate() {
             let n = i as i32 + 1;
             let range = format!("bytes {start}-{}/{}", start + size - 1, data.len());
-            let got = c
-                .get_object()
-                .bucket("parts")
-                .key("multi")
-                .part_number(n)
-                .send()
-                .await
-                .unwrap();
+            let got = part("multi", n).send().await.unwrap();
             assert_eq!(got.parts_count(), Some(3));
             assert_eq!(got.content_range(), Some(range.as_str()));
             assert_eq!(got.content_length(), Some(*size as i64));
@@ -261,22 +255,9 @@ fn a_read_by_part_number_gives_that_part() {
             assert_eq!(head.content_range(), Some(range.as_str()));
             start += size;
         }
-        let past = c
-            .get_object()
-            .bucket("parts")
-            .key("multi")
-            .part_number(4)
-            .send()
-            .await;
+        let past = part("multi", 4).send().await;
         assert_refused!(past, "InvalidPartNumber", 416);
-        let both = c
-            .get_object()
-            .bucket("parts")
-            .key("multi")
-            .part_number(1)
-            .range("bytes=0-9")
-            .send()
-            .await;
+        let both = part("multi", 1).range("bytes=0-9").send().await;
         assert_refused!(both, "InvalidRequest", 400);
 
         c.put_object()
@@ -286,24 +267,11 @@ fn a_read_by_part_number_gives_that_part() {
             .send()
             .await
             .unwrap();
-        let one = c
-            .get_object()
-            .bucket("parts")
-            .key("single")
-            .part_number(1)
-            .send()
-            .await
-            .unwrap();
+        let one = part("single", 1).send().await.unwrap();
         assert_eq!(one.content_range(), Some("bytes 0-9/10"));
         assert_eq!(one.parts_count(), None);
         assert_eq!(one.body.collect().await.unwrap().to_vec(), b"ten bytes!");
-        let two = c
-            .get_object()
-            .bucket("parts")
-            .key("single")
-            .part_number(2)
-            .send()
-            .await;
+        let two = part("single", 2).send().await;
         assert_refused!(two, "InvalidPartNumber", 416);
     });
 }

@@ -48,6 +48,18 @@ impl CliError {
         }
     }
 
+    /// The end of a command whose output already said why: exit with `code` (0 is
+    /// success), printing nothing more.
+    pub fn exit(code: u8) -> CliResult {
+        match code {
+            0 => Ok(()),
+            code => Err(CliError {
+                code,
+                message: String::new(),
+            }),
+        }
+    }
+
     /// A manifest, listing or report on S3 that failed, after `what` (the option): bad
     /// input when the location does not work, a failure when the network or server did.
     pub fn s3_files(what: &str, e: crate::targets::s3::files::FilesError) -> Self {

@@ -130,14 +130,7 @@ pub async fn run_jobs(
         }
     }
     signals.abort();
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(CliError {
-            code,
-            message: String::new(),
-        })
-    }
+    CliError::exit(code)
 }
 
 /// Starts the metrics endpoint and says where it is.
@@ -742,12 +735,5 @@ pub async fn verify(
         bad.len(),
         job.spec.sse
     );
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError {
-            code: EXIT_TASKS_FAILED,
-            message: String::new(),
-        })
-    }
+    CliError::exit(if bad.is_empty() { 0 } else { EXIT_TASKS_FAILED })
 }

@@ -278,14 +278,7 @@ pub async fn run(db: &str, args: SweepArgs) -> CliResult {
         );
         write_textfile(path, &text)?;
     }
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(CliError {
-            code,
-            message: String::new(),
-        })
-    }
+    CliError::exit(code)
 }
 
 /// Takes the sweep's lock, or says who holds it (exit code 5). A holder on this host that
