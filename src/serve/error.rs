@@ -42,7 +42,11 @@ pub fn from_store(e: StoreError) -> S3Error {
              without changing the object's metadata, storage class, website redirect location \
              or encryption attributes.",
         ),
-        StoreError::AccessDenied { .. } => error(C::AccessDenied, "Access Denied"),
+        // S3 answers a write to a bucket that blocks SSE-C as it answers any refused
+        // permission: 403 AccessDenied, without saying why.
+        StoreError::AccessDenied { .. } | StoreError::EncryptionTypeBlocked { .. } => {
+            error(C::AccessDenied, "Access Denied")
+        }
         StoreError::SseCKeyRequired { .. } => error(
             C::InvalidRequest,
             "The object was stored using a form of Server Side Encryption. The correct \

@@ -5,6 +5,8 @@
 //! - `s3/` — the S3 operations ([`s3s::S3`]), each a call into [`crate::store`] on
 //!   tokio's blocking pool;
 //! - `sse.rs` — encryption request headers in, encryption response headers out;
+//! - `policy.rs` — bucket policies: the subset of S3's policy language taken, and whether
+//!   a policy denies a write;
 //! - `auth.rs` — the access keys (SigV4; no anonymous access) and presigned URLs' limits;
 //! - `payload.rs` — request bodies against the SHA-256 they were signed with;
 //! - `error.rs` — store errors as S3 error codes and statuses;
@@ -19,6 +21,7 @@ mod auth;
 mod error;
 mod log;
 mod payload;
+mod policy;
 mod s3;
 mod sse;
 
@@ -111,8 +114,9 @@ pub async fn serve(config: ServeConfig, mut on_event: impl FnMut(Event)) -> Resu
     let endpoint = Endpoint::new(Arc::new(config.store), config.region.clone());
     let front = Arc::new(Front {
         service: {
-            let mut builder = s3s::service::S3ServiceBuilder::new(endpoint);
+            let mut builder = s3s::service::S3ServiceBuilder::new(endpoint.clone());
             builder.set_auth(config.credentials.into_auth());
+            builder.set_route(s3::EncryptionRoute::new(endpoint));
             builder.build()
         },
         log: log::RequestLog::new(),

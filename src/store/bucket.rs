@@ -1,7 +1,8 @@
-//! Buckets: their folders, their settings file (`bucket.json`: creation time and default
-//! encryption) and the lock a write holds while it checks and commits. A bucket name is
-//! checked before it becomes a path. Must not touch objects' metadata or data beyond
-//! asking whether a bucket is empty, nor keys.
+//! Buckets: their folders, their settings file (`bucket.json`: creation time, default
+//! encryption, whether SSE-C writes are blocked, and the bucket policy's text) and the lock
+//! a write holds while it checks and commits. A bucket name is checked before it becomes a
+//! path. Must not touch objects' metadata or data beyond asking whether a bucket is empty,
+//! nor keys; keeps a bucket policy without reading it (`reseal serve` owns its language).
 
 use std::fs::{self, File};
 use std::io;
@@ -48,6 +49,29 @@ pub struct BucketInfo {
     pub name: String,
     pub created: i64,
     pub default_encryption: DefaultEncryption,
+    /// Whether new objects may not be written with SSE-C (S3's `BlockedEncryptionTypes`):
+    /// puts, copies, multipart uploads and re-encryptions to SSE-C are refused
+    /// ([`StoreError::EncryptionTypeBlocked`]); SSE-C objects already there stay readable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sse_c_blocked: bool,
+    /// The bucket policy, as it was given; checked and enforced by whoever serves the
+    /// bucket over S3, kept here so that it lives and dies with the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+impl BucketInfo {
+    /// Refuses a new object (or a new encryption of one) at `key` encrypted with `to`,
+    /// when the bucket blocks that kind of encryption.
+    pub(super) fn check_allowed(&self, key: &str, to: &Encryption) -> Result<()> {
+        if self.sse_c_blocked && matches!(to, Encryption::SseC(_)) {
+            return Err(StoreError::EncryptionTypeBlocked {
+                bucket: self.name.clone(),
+                key: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Store {
@@ -72,6 +96,8 @@ impl Store {
             name: name.to_owned(),
             created: crate::time::now_ms(),
             default_encryption: default.unwrap_or(DefaultEncryption::SseS3),
+            sse_c_blocked: false,
+            policy: None,
         };
         self.write_bucket_info(&info)?;
         durable::sync_dir(&self.root.join("buckets")).map_err(io_err(&self.root))?;
@@ -100,14 +126,36 @@ impl Store {
         })
     }
 
+    /// Sets the bucket's default encryption and whether it blocks SSE-C writes (S3 sets
+    /// both in one PutBucketEncryption).
     pub fn set_default_encryption(
         &self,
         name: &str,
         default: DefaultEncryption,
+        sse_c_blocked: bool,
     ) -> Result<BucketInfo> {
-        let mut info = self.bucket(name)?;
-        info.default_encryption = default;
+        self.update_bucket(name, |info| {
+            info.default_encryption = default;
+            info.sse_c_blocked = sse_c_blocked;
+        })
+    }
+
+    /// Keeps `policy` (or none) as the bucket's policy, replacing the one it had.
+    pub fn set_bucket_policy(&self, name: &str, policy: Option<String>) -> Result<BucketInfo> {
+        self.update_bucket(name, |info| info.policy = policy)
+    }
+
+    /// Changes the bucket's settings under its lock, so that two changes to different
+    /// settings cannot undo each other.
+    fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketInfo),
+    ) -> Result<BucketInfo> {
+        self.bucket(name)?;
         let _lock = self.lock_bucket(name)?;
+        let mut info = self.bucket(name)?;
+        change(&mut info);
         self.write_bucket_info(&info)?;
         Ok(info)
     }

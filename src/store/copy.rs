@@ -60,10 +60,12 @@ impl Store {
         if in_place && encryption.is_none() {
             return Err(StoreError::CopyChangesNothing { bucket, key });
         }
+        let destination = self.bucket(&bucket)?;
         let to = match encryption {
             Some(e) => e,
-            None => self.bucket(&bucket)?.default_encryption.to_encryption(),
+            None => destination.default_encryption.to_encryption(),
         };
+        destination.check_allowed(&key, &to)?;
         if in_place {
             // The destination is the source: its condition is checked against the object
             // seen, and the re-encryption commits only if the object is still that one.

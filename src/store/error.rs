@@ -45,6 +45,10 @@ pub enum StoreError {
         "{bucket}/{key} is encrypted with SSE-C: give its customer key (--sse-c @FILE or env:VAR)"
     )]
     SseCKeyRequired { bucket: String, key: String },
+    #[error(
+        "{bucket}/{key}: bucket {bucket} blocks SSE-C writes (BlockedEncryptionTypes in its default encryption); choose another encryption, or allow SSE-C in the bucket's default encryption"
+    )]
+    EncryptionTypeBlocked { bucket: String, key: String },
     #[error("{bucket}/{key} is not encrypted with SSE-C, but an SSE-C key was given")]
     SseCKeyNotExpected { bucket: String, key: String },
     #[error(
@@ -122,6 +126,7 @@ impl StoreError {
             | StoreError::AccessDenied { .. }
             | StoreError::SseCKeyRequired { .. }
             | StoreError::SseCKeyNotExpected { .. }
+            | StoreError::EncryptionTypeBlocked { .. }
             | StoreError::NotModified { .. }
             | StoreError::CopyChangesNothing { .. }
             | StoreError::BadDigest { .. }

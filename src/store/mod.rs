@@ -7,7 +7,7 @@
 //! reseal-store.json                      format version
 //! keys/                                  root keyring, local KMS keys, audit log (keys/)
 //! tmp/                                   temporary files of writes in progress
-//! buckets/NAME/bucket.json               bucket settings (default encryption)
+//! buckets/NAME/bucket.json               bucket settings (default encryption, SSE-C block, policy)
 //! buckets/NAME/.lock                     held while a write checks and commits
 //! buckets/NAME/objects/AB/SHA256.meta    one object's metadata (object.rs), by key hash
 //! buckets/NAME/data/AB/ID                an object's data, immutable, sealed or plain

@@ -24,6 +24,7 @@ impl Store {
         request: &Reencrypt<'_>,
     ) -> Result<(ObjectMeta, ReencryptMethod)> {
         let current = self.head(bucket, key)?;
+        self.bucket(bucket)?.check_allowed(key, &request.to)?;
         if let Some(expected) = request.if_match {
             let expected = expected.trim_matches('"');
             if expected != current.etag {

@@ -126,6 +126,7 @@ fn the_bucket_default_applies_when_a_put_names_none() {
             DefaultEncryption::DsseKms {
                 key_id: "alias/aws/s3".into(),
             },
+            false,
         )
         .unwrap();
     let meta = store
@@ -188,6 +189,82 @@ fn any_key_is_stored_inside_the_store() {
         store.create_bucket("../x", None),
         Err(StoreError::InvalidBucketName(_))
     ));
+}
+
+#[test]
+fn a_bucket_that_blocks_sse_c_refuses_every_new_sse_c_object_and_still_reads_the_old() {
+    let (_d, store) = store();
+    put(&store, "old", b"kept", Encryption::SseC(customer(1)));
+    put(&store, "plain", b"p", Encryption::SseS3);
+    store
+        .set_default_encryption("bkt", DefaultEncryption::SseS3, true)
+        .unwrap();
+    assert!(store.bucket("bkt").unwrap().sse_c_blocked);
+    fn blocked<T>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::EncryptionTypeBlocked { .. }))
+    }
+    let sse_c = || PutOptions {
+        encryption: Some(Encryption::SseC(customer(2))),
+        ..Default::default()
+    };
+    assert!(blocked(store.put("bkt", "new", &b"x"[..], sse_c())));
+    assert!(blocked(store.create_upload("bkt", "mp", sse_c())));
+    assert!(blocked(store.copy_object(CopyObject {
+        source: CopySource {
+            bucket: "bkt".into(),
+            key: "plain".into(),
+            ..Default::default()
+        },
+        bucket: "bkt".into(),
+        key: "copy".into(),
+        condition: WriteCondition::Always,
+        encryption: Some(Encryption::SseC(customer(2))),
+        metadata: Directive::Copy,
+        tags: Directive::Copy,
+        headers: BTreeMap::new(),
+        storage_class: None,
+        website_redirect_location: None,
+    })));
+    assert!(blocked(store.reencrypt(
+        "bkt",
+        "plain",
+        &Reencrypt {
+            to: Encryption::SseC(customer(2)),
+            if_match: None,
+            source_key: None,
+            fast_path: true,
+        },
+    )));
+    // Nothing was written, and what was there stays readable.
+    for key in ["new", "mp", "copy"] {
+        assert!(matches!(
+            store.head("bkt", key),
+            Err(StoreError::NoSuchKey { .. })
+        ));
+    }
+    assert!(store.list_uploads("bkt").unwrap().is_empty());
+    assert_eq!(
+        store.head("bkt", "plain").unwrap().sse.mode(),
+        SseMode::SseS3
+    );
+    assert_eq!(
+        get(&store, "old", None, Some(&customer(1))).unwrap(),
+        b"kept"
+    );
+    // Other encryptions are written as before; unblocking lets SSE-C in again.
+    put(
+        &store,
+        "kms",
+        b"k",
+        Encryption::SseKms {
+            key_id: None,
+            bucket_key: false,
+        },
+    );
+    store
+        .set_default_encryption("bkt", DefaultEncryption::SseS3, false)
+        .unwrap();
+    store.put("bkt", "new", &b"x"[..], sse_c()).unwrap();
 }
 
 #[test]

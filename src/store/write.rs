@@ -67,7 +67,8 @@ impl Store {
     }
 
     /// The encryption a new object at `bucket`/`key` is written with: the request's, or
-    /// the bucket's default. The bucket must exist and the key be valid.
+    /// the bucket's default. The bucket must exist, the key be valid, and the bucket allow
+    /// that encryption.
     pub(super) fn new_object_encryption(
         &self,
         bucket: &str,
@@ -76,10 +77,12 @@ impl Store {
     ) -> Result<Encryption> {
         let info = self.bucket(bucket)?;
         check_key(key)?;
-        Ok(options
+        let encryption = options
             .encryption
             .clone()
-            .unwrap_or_else(|| info.default_encryption.to_encryption()))
+            .unwrap_or_else(|| info.default_encryption.to_encryption());
+        info.check_allowed(key, &encryption)?;
+        Ok(encryption)
     }
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's current

@@ -108,7 +108,9 @@ fn target_error(e: StoreError) -> TargetError {
         StoreError::NoSuchKey { .. } => (ErrorKind::Permanent, 404, "NoSuchKey"),
         StoreError::NoSuchBucket(_) => (ErrorKind::Permanent, 404, "NoSuchBucket"),
         StoreError::PreconditionFailed { .. } => (ErrorKind::Changed, 412, "PreconditionFailed"),
-        StoreError::AccessDenied { .. } => (ErrorKind::Permanent, 403, "AccessDenied"),
+        StoreError::AccessDenied { .. } | StoreError::EncryptionTypeBlocked { .. } => {
+            (ErrorKind::Permanent, 403, "AccessDenied")
+        }
         StoreError::SseCKeyRequired { .. } | StoreError::SseCKeyNotExpected { .. } => {
             (ErrorKind::Permanent, 400, "InvalidRequest")
         }

@@ -1,5 +1,6 @@
-//! Bucket operations: create, delete, list, locate, and the settings S3 clients ask about
-//! (versioning, never enabled; default encryption). Must not touch objects.
+//! Bucket operations: create, delete, list, locate, the settings S3 clients ask about
+//! (versioning, never enabled; encryption is in encryption.rs), and bucket policies, kept
+//! once checked (serve/policy.rs). Must not touch objects.
 
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
@@ -7,7 +8,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use super::Endpoint;
 use super::convert::{owner, timestamp};
 use crate::serve::error::error;
-use crate::store::DefaultEncryption;
+use crate::serve::policy::Policy;
 
 pub(super) async fn list_buckets(
     endpoint: &Endpoint,
@@ -96,98 +97,46 @@ pub(super) async fn put_bucket_versioning(
     ))
 }
 
-pub(super) async fn get_bucket_encryption(
+pub(super) async fn get_bucket_policy(
     endpoint: &Endpoint,
-    req: S3Request<GetBucketEncryptionInput>,
-) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+    req: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
     let info = endpoint.require_bucket(&req.input.bucket).await?;
-    let (algorithm, key, bucket_key) = match info.default_encryption {
-        DefaultEncryption::SseS3 => (ServerSideEncryption::AES256, None, false),
-        DefaultEncryption::SseKms { key_id, bucket_key } => {
-            (ServerSideEncryption::AWS_KMS, key_id, bucket_key)
-        }
-        DefaultEncryption::DsseKms { key_id } => {
-            (ServerSideEncryption::AWS_KMS_DSSE, Some(key_id), false)
-        }
+    let Some(policy) = info.policy else {
+        return Err(error(
+            S3ErrorCode::NoSuchBucketPolicy,
+            "The bucket policy does not exist",
+        ));
     };
-    Ok(S3Response::new(GetBucketEncryptionOutput {
-        server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
-            rules: vec![ServerSideEncryptionRule {
-                apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-                    sse_algorithm: ServerSideEncryption::from_static(algorithm),
-                    kms_master_key_id: key,
-                }),
-                bucket_key_enabled: Some(bucket_key),
-            }],
-        }),
+    Ok(S3Response::new(GetBucketPolicyOutput {
+        policy: Some(policy),
     }))
 }
 
-pub(super) async fn put_bucket_encryption(
+/// Keeps a policy only once all of it is understood: one with anything outside the subset
+/// `reseal serve` enforces is refused whole (400 MalformedPolicy, naming the element), and
+/// the bucket keeps the policy it had.
+pub(super) async fn put_bucket_policy(
     endpoint: &Endpoint,
-    req: S3Request<PutBucketEncryptionInput>,
-) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
-    let config = req.input.server_side_encryption_configuration;
-    let [rule] = config.rules.as_slice() else {
-        return Err(error(
-            S3ErrorCode::MalformedXML,
-            "a bucket encryption configuration has exactly one rule",
-        ));
-    };
-    let Some(default) = &rule.apply_server_side_encryption_by_default else {
-        return Err(error(
-            S3ErrorCode::MalformedXML,
-            "the rule has no ApplyServerSideEncryptionByDefault",
-        ));
-    };
-    let key = default.kms_master_key_id.clone().filter(|k| !k.is_empty());
-    let default = match default.sse_algorithm.as_str() {
-        ServerSideEncryption::AES256 if key.is_some() => {
-            return Err(error(
-                S3ErrorCode::InvalidArgument,
-                "a KMS key is given only with aws:kms or aws:kms:dsse",
-            ));
-        }
-        ServerSideEncryption::AES256 => DefaultEncryption::SseS3,
-        ServerSideEncryption::AWS_KMS => DefaultEncryption::SseKms {
-            key_id: key,
-            bucket_key: rule.bucket_key_enabled.unwrap_or(false),
-        },
-        ServerSideEncryption::AWS_KMS_DSSE => DefaultEncryption::DsseKms {
-            key_id: key.unwrap_or_else(|| crate::store::keys::DEFAULT_KMS_ALIAS.into()),
-        },
-        other => {
-            return Err(error(
-                S3ErrorCode::InvalidArgument,
-                format!("unknown SSEAlgorithm {other}"),
-            ));
-        }
-    };
-    let bucket = req.input.bucket;
+    req: S3Request<PutBucketPolicyInput>,
+) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+    let (bucket, text) = (req.input.bucket, req.input.policy);
+    endpoint.require_bucket(&bucket).await?;
+    Policy::parse(&bucket, &text)
+        .map_err(|e| error(S3ErrorCode::MalformedPolicy, e.to_string()))?;
     endpoint
-        .blocking(move |s| {
-            // A key that does not exist is refused now, not at the next write.
-            if let DefaultEncryption::SseKms {
-                key_id: Some(k), ..
-            }
-            | DefaultEncryption::DsseKms { key_id: k } = &default
-            {
-                s.keys().describe_key(k)?;
-            }
-            s.set_default_encryption(&bucket, default)
-        })
+        .blocking(move |s| s.set_bucket_policy(&bucket, Some(text)))
         .await?;
-    Ok(S3Response::new(PutBucketEncryptionOutput {}))
+    Ok(S3Response::new(PutBucketPolicyOutput {}))
 }
 
-pub(super) async fn delete_bucket_encryption(
+pub(super) async fn delete_bucket_policy(
     endpoint: &Endpoint,
-    req: S3Request<DeleteBucketEncryptionInput>,
-) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    // As in S3: the bucket goes back to SSE-S3, never to no encryption.
+    req: S3Request<DeleteBucketPolicyInput>,
+) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
     let bucket = req.input.bucket;
     endpoint
-        .blocking(move |s| s.set_default_encryption(&bucket, DefaultEncryption::SseS3))
+        .blocking(move |s| s.set_bucket_policy(&bucket, None))
         .await?;
-    Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
+    Ok(S3Response::new(DeleteBucketPolicyOutput {}))
 }

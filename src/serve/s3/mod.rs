@@ -6,13 +6,18 @@
 //! This file keeps the [`Endpoint`], what every operation uses of it, and the one
 //! `impl S3` that s3s needs, as a table of which file serves which operation:
 //!
-//! - `bucket.rs`: buckets and their settings;
+//! - `bucket.rs`: buckets and their settings but encryption, and bucket policies;
+//! - `encryption.rs`: a bucket's encryption configuration, through an s3s route (s3s
+//!   cannot read or write `BlockedEncryptionTypes`);
 //! - `list.rs`: listings of objects and versions;
 //! - `object.rs`: objects and their tags;
 //! - `copy.rs`: CopyObject and UploadPartCopy, translated into the store's copies;
 //! - `multipart.rs`: multipart uploads;
 //! - `convert.rs`: S3's fields to the store's values and back;
 //! - `body.rs`: request and response bodies.
+//!
+//! Every write S3 authorises as `s3:PutObject` (PutObject, CopyObject, the multipart
+//! upload operations) asks the bucket policy first ([`Endpoint::check_write`]).
 //!
 //! Must not decide what the store decides (what a copy is, whether a condition holds):
 //! operations translate requests into the store's calls and their results back.
@@ -21,6 +26,7 @@ mod body;
 mod bucket;
 mod convert;
 mod copy;
+mod encryption;
 mod list;
 mod multipart;
 mod object;
@@ -32,15 +38,18 @@ use s3s::{S3, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::Connection;
 use super::error::{error, from_store, internal};
+use super::policy::{EncryptionHeaders, Policy, Write};
 use super::sse::{CustomerHeaders, Described, KeyArns};
 use crate::crypto::CustomerKey;
 use crate::store::{BucketInfo, SseState, Store, StoreError};
 use body::BodyOutcome;
+pub use encryption::EncryptionRoute;
 
 /// The account id in KMS key ARNs and owners (the store has one owner).
 const ACCOUNT: &str = "000000000000";
 
 /// The S3 service over one local store.
+#[derive(Clone)]
 pub struct Endpoint {
     store: Arc<Store>,
     region: String,
@@ -96,7 +105,48 @@ impl Endpoint {
         let bucket = bucket.to_owned();
         self.blocking(move |s| s.bucket(&bucket)).await
     }
+
+    /// Refuses a write S3 authorises as `s3:PutObject` when the bucket's policy denies it:
+    /// 403 AccessDenied, as S3 answers an explicit deny, before anything is written.
+    /// `encryption`: the request's encryption headers, `None` for a request that has none
+    /// by its nature (UploadPart, UploadPartCopy, CompleteMultipartUpload).
+    async fn check_write<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        encryption: Option<EncryptionHeaders<'_>>,
+    ) -> S3Result<()> {
+        let secure_transport = req.extensions.get::<Connection>().is_some_and(|c| c.tls);
+        let Some(policy) = self.require_bucket(bucket).await?.policy else {
+            return Ok(());
+        };
+        // Stored only once checked: a policy that no longer parses is the server's fault.
+        let policy = Policy::parse(bucket, &policy).map_err(internal)?;
+        let write = Write {
+            key,
+            encryption,
+            secure_transport,
+        };
+        if policy.denies(&write) {
+            return Err(error(S3ErrorCode::AccessDenied, "Access Denied"));
+        }
+        Ok(())
+    }
 }
+
+/// The encryption headers of a write's input, for [`Endpoint::check_write`] (PutObject,
+/// CopyObject and CreateMultipartUpload name them alike).
+macro_rules! encryption_headers {
+    ($input:expr) => {
+        Some($crate::serve::policy::EncryptionHeaders {
+            sse: $input.server_side_encryption.as_ref().map(|s| s.as_str()),
+            kms_key_id: $input.ssekms_key_id.as_deref(),
+            customer_algorithm: $input.sse_customer_algorithm.as_deref(),
+        })
+    };
+}
+pub(super) use encryption_headers;
 
 /// The SSE-C key of a request, refused on plain HTTP off loopback (as AWS refuses it
 /// without TLS).
@@ -175,9 +225,10 @@ operations! {
     bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
     bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
     bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
-    bucket::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput;
-    bucket::put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput;
-    bucket::delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput;
+    encryption::delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput;
+    bucket::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
+    bucket::put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput;
+    bucket::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
     list::list_objects(ListObjectsInput) -> ListObjectsOutput;
     list::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput;

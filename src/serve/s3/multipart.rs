@@ -1,5 +1,6 @@
 //! Multipart uploads: create, upload a part, complete, abort, and list parts and uploads.
-//! UploadPartCopy is in copy.rs. Must not read parts itself: the store checks them.
+//! UploadPartCopy is in copy.rs. Create, UploadPart and Complete are each authorised as
+//! s3:PutObject; only Create carries encryption headers for the policy to test. Must not read parts itself: the store checks them.
 
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
@@ -8,7 +9,7 @@ use super::body::body_reader;
 use super::convert::{
     content_md5_hex, etag, new_object_options, owner, page_size, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of, with_encryption};
+use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
 use crate::serve::error::error;
 use crate::store::StoreError;
 
@@ -16,6 +17,14 @@ pub(super) async fn create_multipart_upload(
     endpoint: &Endpoint,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    endpoint
+        .check_write(
+            &req,
+            &req.input.bucket,
+            &req.input.key,
+            encryption_headers!(req.input),
+        )
+        .await?;
     let customer = customer_key_of!(req)?;
     let input = req.input;
     let options = new_object_options!(input, customer);
@@ -38,6 +47,9 @@ pub(super) async fn upload_part(
     endpoint: &Endpoint,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    endpoint
+        .check_write(&req, &req.input.bucket, &req.input.key, None)
+        .await?;
     let customer = customer_key_of!(req)?;
     let input = req.input;
     let number = part_number(input.part_number)?;
@@ -74,6 +86,9 @@ pub(super) async fn complete_multipart_upload(
     endpoint: &Endpoint,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    endpoint
+        .check_write(&req, &req.input.bucket, &req.input.key, None)
+        .await?;
     let input = req.input;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let mut parts = Vec::new();

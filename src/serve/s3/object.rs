@@ -14,7 +14,7 @@ use super::convert::{
     byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
     new_object_options, read_conditions, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of, with_encryption};
+use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
 use crate::serve::error::{error, from_store, internal};
 use crate::store::{GetRequest, ObjectMeta, PutOptions, StoreError};
 
@@ -22,6 +22,14 @@ pub(super) async fn put_object(
     endpoint: &Endpoint,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    endpoint
+        .check_write(
+            &req,
+            &req.input.bucket,
+            &req.input.key,
+            encryption_headers!(req.input),
+        )
+        .await?;
     let customer = customer_key_of!(req)?;
     let input = req.input;
     let options = PutOptions {
