@@ -12,6 +12,7 @@
 //! - `copy.rs`: CopyObject and UploadPartCopy, translated into the store's copies;
 //! - `multipart.rs`: multipart uploads;
 //! - `convert.rs`: S3's fields to the store's values and back;
+//! - `checksum.rs`: S3's flexible checksums to the store's and back;
 //! - `body.rs`: request and response bodies.
 //!
 //! Must not decide what the store decides (what a copy is, whether a condition holds):
@@ -19,6 +20,7 @@
 
 mod body;
 mod bucket;
+mod checksum;
 mod convert;
 mod copy;
 mod list;
@@ -184,6 +186,7 @@ operations! {
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::head_object(HeadObjectInput) -> HeadObjectOutput;
     object::get_object(GetObjectInput) -> GetObjectOutput;
+    object::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
     object::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput;
