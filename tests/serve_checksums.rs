@@ -2,7 +2,7 @@
 //! the AWS CLI: every algorithm checked on upload, kept and returned in checksum mode;
 //! a wrong checksum refused with nothing written; multipart uploads' part checksums and
 //! composite or full-object checksums; checksums kept by a re-encryption in place and
-//! by copies.
+//! by copies; a checksum sent as a trailer (the AWS CLI over TLS).
 
 mod common;
 
@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use common::s3::{S3Server, Ssec, WithSourceSsec, WithSsec, client_with_sdk_checksums, rt};
-use common::serve::{assert_refused, aws, aws_ok, body};
+use common::serve::{assert_refused, aws, aws_ok, aws_with, body};
 use sha2::Digest as _;
 
 const MIB: usize = 1024 * 1024;
@@ -538,4 +538,71 @@ fn the_aws_cli_stores_checks_and_reads_checksums() {
         &["s3api", "head-object", "--bucket", "cli", "--key", "wrong"],
     );
     assert!(!missing.status.success(), "nothing was written");
+}
+
+/// Over TLS the AWS CLI sends an upload's checksum as a trailer after an aws-chunked body:
+/// it is checked once the body is read, and kept.
+#[test]
+fn a_checksum_in_a_trailer_is_checked_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(made.success());
+    let server = S3Server::reseal_serve_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let ca = [("AWS_CA_BUNDLE", cert.to_str().unwrap())];
+    let cli = |args: &[&str]| aws_with(&server.endpoint, &ca, args);
+    let file = dir.path().join("f");
+    let data = body(200_000, 8);
+    std::fs::write(&file, &data).unwrap();
+    let file = file.to_str().unwrap();
+    assert!(
+        cli(&["s3api", "create-bucket", "--bucket", "tls"])
+            .status
+            .success()
+    );
+    let object = ["--bucket", "tls", "--key", "f"];
+    let put = cli(&[
+        &["s3api", "put-object"][..],
+        &object,
+        &["--body", file, "--checksum-algorithm", "SHA1"],
+    ]
+    .concat());
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let head = cli(&[
+        &["s3api", "head-object"][..],
+        &object,
+        &["--checksum-mode", "ENABLED"],
+    ]
+    .concat());
+    let head: serde_json::Value = serde_json::from_slice(&head.stdout).unwrap();
+    assert_eq!(
+        head["ChecksumSHA1"],
+        sum(&ChecksumAlgorithm::Sha1, &data).as_str(),
+        "{head}"
+    );
 }
