@@ -5,14 +5,22 @@
 
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::store::StoreError;
 use crate::store::keys::KeyError;
+use crate::store::{ChecksumType, StoreError};
 
 /// An S3 error with a code s3s has no name for (the KMS errors S3 passes on).
 pub fn custom(code: &'static str, status: http::StatusCode, message: String) -> S3Error {
     let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
     e.set_status_code(status);
     e
+}
+
+/// S3's name of a checksum type.
+pub fn checksum_type_name(t: ChecksumType) -> &'static str {
+    match t {
+        ChecksumType::FullObject => "FULL_OBJECT",
+        ChecksumType::Composite => "COMPOSITE",
+    }
 }
 
 pub fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
@@ -67,6 +75,38 @@ pub fn from_store(e: StoreError) -> S3Error {
         StoreError::BadDigest { .. } => error(
             C::BadDigest,
             "The Content-MD5 you specified did not match what we received.",
+        ),
+        StoreError::BadChecksum { algorithm, .. } => error(
+            C::BadDigest,
+            format!("The {algorithm} you specified did not match the calculated checksum."),
+        ),
+        StoreError::ChecksumAlgorithmMismatch { expected, actual } => error(
+            C::InvalidRequest,
+            format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum \
+                 Type: {}",
+                expected.name().to_ascii_lowercase(),
+                actual.name().to_ascii_lowercase()
+            ),
+        ),
+        StoreError::ChecksumTypeNotAllowed {
+            algorithm,
+            checksum_type,
+        } => error(
+            C::InvalidRequest,
+            format!(
+                "The {} checksum type cannot be used with the {} checksum algorithm.",
+                checksum_type_name(checksum_type),
+                algorithm.name().to_ascii_lowercase()
+            ),
+        ),
+        StoreError::PartChecksumMissing { algorithm, number } => error(
+            C::InvalidRequest,
+            format!(
+                "The upload was created using a {} checksum. The complete request must include \
+                 the checksum for each part. It was missing for part {number} in the request.",
+                algorithm.name().to_ascii_lowercase()
+            ),
         ),
         StoreError::NoSuchUpload(_) => error(
             C::NoSuchUpload,

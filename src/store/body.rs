@@ -1,7 +1,7 @@
 //! Adaptors that move an object's bytes between bodies, pipes, files and the crypto
 //! engine in bounded memory: a pipe from one read into another write, a reader that
-//! hashes what passes (the ETag), a body sealed into a data file, and the plaintext of a
-//! data file opened through one or two layers, whole or by range. They see bytes and
+//! hashes what passes (the ETag, a checksum), a body sealed into a data file, and the
+//! plaintext of a data file opened through one or two layers, whole or by range. They see bytes and
 //! engines only: must not touch the store's layout, metadata or keys.
 
 use std::fs::File;
@@ -12,6 +12,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use super::ObjectMeta;
+use super::checksum::{ChecksumAlgorithm, Hasher};
 use super::error::{Result, StoreError, io_err};
 use crate::crypto::{self, Engine};
 use crate::encoding::hex;
@@ -255,24 +256,43 @@ pub(super) fn reader_error(
     hashing.inner.error.take()
 }
 
-/// Counts and hashes (MD5, the ETag) what is read through it.
+/// Counts and hashes what is read through it: MD5 (the ETag), and the additional checksum
+/// asked for, if any.
 pub(super) struct HashingReader<R> {
     inner: R,
     md5: Md5,
+    checksum: Option<Hasher>,
     size: u64,
+}
+
+/// What a [`HashingReader`] saw.
+pub(super) struct Hashed {
+    pub size: u64,
+    /// Hex MD5.
+    pub md5: String,
+    pub checksum: Option<Vec<u8>>,
 }
 
 impl<R: Read> HashingReader<R> {
     pub(super) fn new(inner: R) -> Self {
+        Self::with_checksum(inner, None)
+    }
+
+    pub(super) fn with_checksum(inner: R, checksum: Option<ChecksumAlgorithm>) -> Self {
         HashingReader {
             inner,
             md5: Md5::new(),
+            checksum: checksum.map(Hasher::new),
             size: 0,
         }
     }
 
-    pub(super) fn finish(self) -> (u64, String) {
-        (self.size, hex(&self.md5.finalize()))
+    pub(super) fn finish(self) -> Hashed {
+        Hashed {
+            size: self.size,
+            md5: hex(&self.md5.finalize()),
+            checksum: self.checksum.map(Hasher::finalize),
+        }
     }
 }
 
@@ -280,6 +300,9 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.md5.update(&buf[..n]);
+        if let Some(c) = &mut self.checksum {
+            c.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::body::piped;
+use super::checksum::{ChecksumRequest, ExpectedChecksum};
 use super::error::{Result, StoreError};
 use super::multipart::Part;
 use super::object::STANDARD_STORAGE_CLASS;
@@ -23,10 +24,11 @@ use crate::crypto::CustomerKey;
 
 impl Store {
     /// Carries out a CopyObject. A copy onto itself that changes none of the metadata,
-    /// storage class, website redirect or encryption is refused
+    /// storage class, website redirect, checksum algorithm or encryption is refused
     /// ([`StoreError::CopyChangesNothing`]); one that changes only the encryption (and
-    /// perhaps the tags) re-encrypts the object in place; any other copy writes a new
-    /// object from the bytes of the source as it was checked.
+    /// perhaps the tags) re-encrypts the object in place, its checksum kept; any other
+    /// copy writes a new object from the bytes of the source as it was checked, with a
+    /// checksum of the whole of it.
     pub fn copy_object(&self, request: CopyObject) -> Result<(ObjectMeta, CopyMethod)> {
         let CopyObject {
             mut source,
@@ -39,6 +41,7 @@ impl Store {
             headers,
             storage_class,
             website_redirect_location,
+            checksum_algorithm,
         } = request;
         let seen = self.head(&source.bucket, &source.key)?;
         source
@@ -53,10 +56,13 @@ impl Store {
         let redirect_changes = website_redirect_location
             .as_deref()
             .is_some_and(|r| Some(r) != seen.website_redirect_location());
+        let checksum_changes = checksum_algorithm
+            .is_some_and(|a| Some(a) != seen.checksum.as_ref().map(|c| c.algorithm));
         let in_place = onto_itself
             && matches!(metadata, Directive::Copy)
             && !class_changes
-            && !redirect_changes;
+            && !redirect_changes
+            && !checksum_changes;
         if in_place && encryption.is_none() {
             return Err(StoreError::CopyChangesNothing { bucket, key });
         }
@@ -110,6 +116,15 @@ impl Store {
             storage_class,
             website_redirect_location,
             content_md5: None,
+            // The copy is one new object: its checksum is of the whole of it, of the
+            // algorithm asked for or else the source's.
+            checksum: checksum_algorithm
+                .or(seen.checksum.as_ref().map(|c| c.algorithm))
+                .map(|algorithm| ChecksumRequest {
+                    algorithm,
+                    expected: ExpectedChecksum::Unknown,
+                }),
+            checksum_type: None,
             condition,
         };
         let meta = self.copy(&source, &bucket, &key, options)?;
@@ -163,7 +178,7 @@ impl Store {
         pin(&mut conditions, &seen);
         piped(
             |out| self.read_source(source, &conditions, range, out),
-            |body| self.upload_part(bucket, id, number, sse_c, body),
+            |body| self.upload_part(bucket, id, number, sse_c, None, body),
         )
     }
 

@@ -6,6 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::checksum::{ChecksumAlgorithm, ChecksumType};
 use super::keys::KeyError;
 use super::multipart::MAX_PART_NUMBER;
 use crate::crypto;
@@ -63,6 +64,30 @@ pub enum StoreError {
         key: String,
         expected: String,
         actual: String,
+    },
+    /// The body's checksum is not the one the request gave.
+    #[error("{bucket}/{key}: the body's {algorithm} is not the one the request gave")]
+    BadChecksum {
+        bucket: String,
+        key: String,
+        algorithm: ChecksumAlgorithm,
+    },
+    /// A part's checksum is of another algorithm than its upload's.
+    #[error("the upload's checksums are {expected}, not {actual}")]
+    ChecksumAlgorithmMismatch {
+        expected: ChecksumAlgorithm,
+        actual: ChecksumAlgorithm,
+    },
+    #[error("a {checksum_type:?} checksum cannot be {algorithm}")]
+    ChecksumTypeNotAllowed {
+        algorithm: ChecksumAlgorithm,
+        checksum_type: ChecksumType,
+    },
+    /// A completion of an upload with composite checksums names a part without its.
+    #[error("the upload's checksums are {algorithm}; part {number} is listed without its")]
+    PartChecksumMissing {
+        algorithm: ChecksumAlgorithm,
+        number: u32,
     },
     #[error("no multipart upload {0:?} (it was completed or aborted, or never existed)")]
     NoSuchUpload(String),
@@ -130,6 +155,10 @@ impl StoreError {
             | StoreError::NotModified { .. }
             | StoreError::CopyChangesNothing { .. }
             | StoreError::BadDigest { .. }
+            | StoreError::BadChecksum { .. }
+            | StoreError::ChecksumAlgorithmMismatch { .. }
+            | StoreError::ChecksumTypeNotAllowed { .. }
+            | StoreError::PartChecksumMissing { .. }
             | StoreError::NoSuchUpload(_)
             | StoreError::InvalidPart(_)
             | StoreError::InvalidPartNumber { .. }

@@ -25,6 +25,7 @@
 //! - `error.rs`: [`StoreError`];
 //! - `bucket.rs`: buckets, their settings and lock;
 //! - `write.rs`: put, delete, tags, and the commit every write ends in;
+//! - `checksum.rs`: the additional checksums kept with objects and parts;
 //! - `copy.rs`: copies of objects and into parts, and what a copy onto itself is;
 //! - `read.rs`: head, list, get;
 //! - `reencrypt.rs`: re-encryption in place, by rewrite or by re-sealing data keys;
@@ -36,6 +37,7 @@
 
 mod body;
 mod bucket;
+pub mod checksum;
 mod copy;
 mod error;
 pub mod keys;
@@ -57,14 +59,19 @@ use crate::crypto::MasterKey;
 use crate::durable;
 use crate::encoding::hex;
 pub use bucket::{BucketInfo, DefaultEncryption};
+pub use checksum::{
+    Checksum, ChecksumAlgorithm, ChecksumRequest, ChecksumType, ChecksumValue, ExpectedChecksum,
+    PartChecksum,
+};
 pub use error::StoreError;
 use error::{Result, io_err};
 use keys::KeyManager;
 use object::MetaMacKey;
 pub use object::{DataPart, ObjectMeta, STANDARD_STORAGE_CLASS, SseState};
 pub use request::{
-    ByteRange, CopyMethod, CopyObject, CopySource, Directive, Encryption, GetRequest, NewMetadata,
-    PutOptions, ReadConditions, Reencrypt, ReencryptMethod, WriteCondition,
+    ByteRange, CompletedPart, CopyMethod, CopyObject, CopySource, Directive, Encryption,
+    GetRequest, NewMetadata, PutOptions, ReadConditions, Reencrypt, ReencryptMethod,
+    WriteCondition,
 };
 
 const STORE_FILE: &str = "reseal-store.json";

@@ -1,14 +1,15 @@
 //! Multipart uploads in the local store, as S3 has them: an upload is created with the
-//! object's encryption, content headers, metadata and tags; parts (1 to 10,000) are
-//! written one by one, each a data file of its own sealed with the upload's data key(s);
-//! completing the upload commits an object whose data is those parts, with S3's ETag
-//! (the MD5 of the parts' MD5s, `-N`).
+//! object's encryption, content headers, metadata, tags and checksum algorithm and type;
+//! parts (1 to 10,000) are written one by one, each a data file of its own sealed with the
+//! upload's data key(s) and checksummed; completing the upload commits an object whose
+//! data is those parts, with S3's ETag (the MD5 of the parts' MD5s, `-N`) and a checksum
+//! made of the parts'.
 //!
 //! Layout, beside the bucket's objects:
 //!
 //! ```text
 //! buckets/NAME/uploads/ID/upload.meta     the object to be (ObjectMeta, authenticated)
-//! buckets/NAME/uploads/ID/NNNNN.part      one part: number, size, MD5, data file id
+//! buckets/NAME/uploads/ID/NNNNN.part      one part: number, size, MD5, checksum, data id
 //! buckets/NAME/uploads/ID/.lock           held while a part is replaced or the upload ends
 //! buckets/NAME/data/AB/ID                 the parts' data, immutable, as for objects
 //! ```
@@ -28,10 +29,11 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::body::HashingReader;
+use super::checksum::{Checksum, ChecksumRequest, ChecksumType, ChecksumValue, PartChecksum};
 use super::error::{Result, StoreError, io_err};
 use super::sealing::{part_aad, segment_size};
 use super::write::Expect;
-use super::{ObjectMeta, PutOptions, Store, WriteCondition, create_private_dir};
+use super::{CompletedPart, ObjectMeta, PutOptions, Store, WriteCondition, create_private_dir};
 use crate::crypto::CustomerKey;
 use crate::durable::{self, AtomicFile};
 use crate::encoding::{hex, unhex};
@@ -62,6 +64,10 @@ pub struct Part {
     pub etag: String,
     pub modified: i64,
     data_id: String,
+    /// Of the upload's checksum algorithm, or, for an upload without one, of the
+    /// algorithm the part's request asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumValue>,
 }
 
 impl Store {
@@ -81,6 +87,25 @@ impl Store {
     /// bucket's default) is fixed now: the data key is made and sealed here.
     pub fn create_upload(&self, bucket: &str, key: &str, options: PutOptions) -> Result<Upload> {
         let encryption = self.new_object_encryption(bucket, key, &options)?;
+        let checksum = match (&options.checksum, options.checksum_type) {
+            (None, _) => None,
+            (Some(asked), kind) => {
+                let algorithm = asked.algorithm;
+                let checksum_type = kind.unwrap_or(algorithm.default_multipart_type());
+                if !algorithm.allows(checksum_type) {
+                    return Err(StoreError::ChecksumTypeNotAllowed {
+                        algorithm,
+                        checksum_type,
+                    });
+                }
+                Some(Checksum {
+                    algorithm,
+                    checksum_type,
+                    value: Vec::new(),
+                    parts: Vec::new(),
+                })
+            }
+        };
         let (sse, keys) = self.new_data_keys(bucket, key, &encryption)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let headers = options.kept_headers();
@@ -101,6 +126,7 @@ impl Store {
             headers,
             md5: None,
             parts: Vec::new(),
+            checksum,
         };
         create_private_dir(&self.uploads_dir(bucket))?;
         let dir = self.upload_dir(bucket, &id)?;
@@ -199,12 +225,16 @@ impl Store {
 
     /// Writes part `number` of an upload from `body`, sealed with the upload's data
     /// key(s); replaces an earlier part with that number. SSE-C uploads need their key.
+    /// The part's checksum is of the upload's algorithm (a `checksum` of another is
+    /// refused), or of `checksum`'s for an upload without one; a body that is not the one
+    /// `checksum` expects leaves the upload as it was.
     pub fn upload_part(
         &self,
         bucket: &str,
         id: &str,
         number: u32,
         sse_c: Option<&CustomerKey>,
+        checksum: Option<&ChecksumRequest>,
         body: &mut dyn Read,
     ) -> Result<Part> {
         if !(1..=MAX_PART_NUMBER).contains(&number) {
@@ -212,7 +242,17 @@ impl Store {
         }
         let upload = self.upload(bucket, id)?;
         let keys = self.data_keys(&upload.object, sse_c)?;
-        let mut hashing = HashingReader::new(body);
+        let algorithm = match (&upload.object.checksum, checksum) {
+            (Some(theirs), Some(asked)) if theirs.algorithm != asked.algorithm => {
+                return Err(StoreError::ChecksumAlgorithmMismatch {
+                    expected: theirs.algorithm,
+                    actual: asked.algorithm,
+                });
+            }
+            (Some(theirs), _) => Some(theirs.algorithm),
+            (None, asked) => asked.map(|a| a.algorithm),
+        };
+        let mut hashing = HashingReader::with_checksum(body, algorithm);
         let file = self.seal_data(
             bucket,
             &upload.key,
@@ -220,15 +260,28 @@ impl Store {
             &part_aad(bucket, &upload.key, number),
             &mut hashing,
         )?;
-        let (size, etag) = hashing.finish();
+        let hashed = hashing.finish();
+        let computed = algorithm
+            .zip(hashed.checksum)
+            .map(|(algorithm, value)| ChecksumValue { algorithm, value });
+        if let (Some(asked), Some(computed)) = (checksum, &computed)
+            && !asked.expected.holds(&computed.value)
+        {
+            return Err(StoreError::BadChecksum {
+                bucket: bucket.to_owned(),
+                key: upload.key,
+                algorithm: asked.algorithm,
+            });
+        }
         let data_id = uuid::Uuid::new_v4().simple().to_string();
         self.commit_data(bucket, &data_id, file)?;
         let part = Part {
             number,
-            size,
-            etag,
+            size: hashed.size,
+            etag: hashed.md5,
             modified: crate::time::now_ms(),
             data_id,
+            checksum: computed,
         };
         let dir = self.upload_dir(bucket, id)?;
         let record = dir.join(format!("{number:05}.part"));
@@ -282,13 +335,16 @@ impl Store {
         Ok(parts)
     }
 
-    /// Completes an upload with `parts` (number and ETag, ascending), as the object at
-    /// its key, if `condition` holds then. Parts not listed are deleted.
+    /// Completes an upload with `parts` (number, ETag and perhaps checksum, ascending), as
+    /// the object at its key, if `condition` holds then. Parts not listed are deleted. An
+    /// upload with composite checksums needs every part's checksum listed; `checksum`, when
+    /// given, must be the object's.
     pub fn complete_upload(
         &self,
         bucket: &str,
         id: &str,
-        parts: &[(u32, String)],
+        parts: &[CompletedPart],
+        checksum: Option<&ChecksumValue>,
         condition: WriteCondition,
     ) -> Result<ObjectMeta> {
         let upload = self.upload(bucket, id)?;
@@ -300,20 +356,45 @@ impl Store {
                 "a completion lists at least one part".into(),
             ));
         }
+        let wanted = upload.object.checksum.as_ref();
         let mut chosen = Vec::with_capacity(parts.len());
-        for (i, (number, etag)) in parts.iter().enumerate() {
-            if i > 0 && *number <= parts[i - 1].0 {
+        for (i, listed) in parts.iter().enumerate() {
+            let number = listed.number;
+            if i > 0 && number <= parts[i - 1].number {
                 return Err(StoreError::InvalidPartOrder);
             }
-            let etag = etag.trim_matches('"');
+            let etag = listed.etag.trim_matches('"');
             let part = have
                 .iter()
-                .find(|p| p.number == *number && p.etag == etag)
+                .find(|p| p.number == number && p.etag == etag)
                 .ok_or_else(|| {
                     StoreError::InvalidPart(format!(
                         "part {number} with ETag {etag} was not uploaded (or was replaced)"
                     ))
                 })?;
+            match (wanted, &listed.checksum) {
+                (Some(w), Some(c)) if c.algorithm != w.algorithm => {
+                    return Err(StoreError::ChecksumAlgorithmMismatch {
+                        expected: w.algorithm,
+                        actual: c.algorithm,
+                    });
+                }
+                (Some(w), None) if w.checksum_type == ChecksumType::Composite => {
+                    return Err(StoreError::PartChecksumMissing {
+                        algorithm: w.algorithm,
+                        number,
+                    });
+                }
+                _ => {}
+            }
+            if let Some(c) = &listed.checksum
+                && part.checksum.as_ref() != Some(c)
+            {
+                return Err(StoreError::InvalidPart(format!(
+                    "part {number}'s {} is not the one listed",
+                    c.algorithm
+                )));
+            }
             chosen.push(part.clone());
         }
         for part in &chosen[..chosen.len() - 1] {
@@ -321,6 +402,43 @@ impl Store {
                 return Err(StoreError::EntityTooSmall {
                     number: part.number,
                     size: part.size,
+                });
+            }
+        }
+        let object_checksum = match wanted {
+            None => None,
+            Some(w) => {
+                let mut of_parts = Vec::with_capacity(chosen.len());
+                for part in &chosen {
+                    let value = part
+                        .checksum
+                        .as_ref()
+                        .filter(|c| c.algorithm == w.algorithm)
+                        .ok_or_else(|| StoreError::Corrupt {
+                            object: format!("{bucket}/{}", upload.key),
+                            message: format!("part {} has no {}", part.number, w.algorithm),
+                        })?;
+                    of_parts.push(PartChecksum {
+                        number: part.number,
+                        size: part.size,
+                        value: value.value.clone(),
+                    });
+                }
+                Some(Checksum::of_parts(w.algorithm, w.checksum_type, of_parts))
+            }
+        };
+        if let (Some(given), Some(w)) = (checksum, wanted) {
+            if given.algorithm != w.algorithm {
+                return Err(StoreError::ChecksumAlgorithmMismatch {
+                    expected: w.algorithm,
+                    actual: given.algorithm,
+                });
+            }
+            if object_checksum.as_ref().map(|c| &c.value) != Some(&given.value) {
+                return Err(StoreError::BadChecksum {
+                    bucket: bucket.to_owned(),
+                    key: upload.key,
+                    algorithm: given.algorithm,
                 });
             }
         }
@@ -347,6 +465,7 @@ impl Store {
                     size: p.size,
                 })
                 .collect(),
+            checksum: object_checksum,
             ..upload.object
         };
         self.commit(&meta, None, Expect::from(&condition))?;

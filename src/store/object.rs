@@ -1,5 +1,5 @@
-//! An object's metadata file: what the object is (key, size, ETag, content headers, user
-//! metadata, tags), how its data is encrypted (the sealed data keys), and which data file
+//! An object's metadata file: what the object is (key, size, ETag, checksum, content
+//! headers, user metadata, tags), how its data is encrypted (the sealed data keys), and which data file
 //! holds its bytes. Metadata is not encrypted, as in S3, but it is authenticated: an
 //! HMAC-SHA256 under a key derived from the master key covers every byte, so an edit made
 //! outside reseal is detected.
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::checksum::Checksum;
 use super::keys::KmsSealed;
 use crate::crypto::{KeyFingerprint, MasterKey, SealedKey};
 use crate::sse::SseMode;
@@ -132,6 +133,9 @@ pub struct ObjectMeta {
     /// with the object's data key(s). Empty when `data_id` names the one data file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<DataPart>,
+    /// The additional checksum of the plaintext the object was written with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 /// One part of a multipart object's data.

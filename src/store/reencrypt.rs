@@ -1,6 +1,6 @@
 //! Re-encryption in place: an object's plaintext read through its old keys and sealed
-//! with new ones, or, on the fast path, only its data keys re-sealed; bytes, ETag, content
-//! headers, metadata and tags stay. Must not change anything but the object's encryption,
+//! with new ones, or, on the fast path, only its data keys re-sealed; bytes, ETag,
+//! checksum, content headers, metadata and tags stay. Must not change anything but the object's encryption,
 //! and commits only if the object is still the one it read.
 
 use std::fs::File;
@@ -71,7 +71,8 @@ impl Store {
                 return Err(crypto_err(e));
             }
             let written = written?;
-            (written, hashing.finish())
+            let hashed = hashing.finish();
+            (written, (hashed.size, hashed.md5))
         } else {
             // Several data files: through a pipe from a reading thread.
             piped(
@@ -82,7 +83,8 @@ impl Store {
                 |body| {
                     let mut hashing = HashingReader::new(body);
                     let written = self.write_data(bucket, key, &request.to, &mut hashing)?;
-                    Ok((written, hashing.finish()))
+                    let hashed = hashing.finish();
+                    Ok((written, (hashed.size, hashed.md5)))
                 },
             )?
         };

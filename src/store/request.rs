@@ -1,5 +1,5 @@
 //! What a caller asks of the store, as plain values: the encryption a write wants, a PUT's
-//! options and condition, a read's conditions and byte range, a copy, a re-encryption.
+//! options and condition, the parts of a completion, a read's conditions and byte range, a copy, a re-encryption.
 //! These are the store's vocabulary for `serve`, the local target and the CLI, so they
 //! hold no handle on the store and do no I/O; checking a condition against an object's
 //! metadata is the most they do. Must not touch files, keys or the crypto engine.
@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use super::checksum::{ChecksumAlgorithm, ChecksumRequest, ChecksumType, ChecksumValue};
 use super::error::{Result, StoreError};
 use super::object::{ObjectMeta, STANDARD_STORAGE_CLASS, STORAGE_CLASS, WEBSITE_REDIRECT_LOCATION};
 use crate::crypto::CustomerKey;
@@ -56,6 +57,12 @@ pub struct PutOptions {
     pub website_redirect_location: Option<String>,
     /// The MD5 the body must have (hex); the write is refused otherwise.
     pub content_md5: Option<String>,
+    /// The additional checksum to keep, and what the body's must be. For an upload, the
+    /// algorithm its parts are checked with, and `checksum_type` says how the object's
+    /// is made of theirs.
+    pub checksum: Option<ChecksumRequest>,
+    /// An upload's checksum type; `None`: the algorithm's default.
+    pub checksum_type: Option<ChecksumType>,
     /// Write only if this holds when the write commits.
     pub condition: WriteCondition,
 }
@@ -221,6 +228,18 @@ pub struct CopyObject {
     /// As asked, STANDARD included: asking for STANDARD changes an object in another class.
     pub storage_class: Option<String>,
     pub website_redirect_location: Option<String>,
+    /// The checksum the copy gets; `None`: the source's algorithm, if it has one. Naming
+    /// another algorithm than the source's changes the object.
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}
+
+/// One part a completion names: its number and ETag, and its checksum if given (it must
+/// then be the part's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub number: u32,
+    pub etag: String,
+    pub checksum: Option<ChecksumValue>,
 }
 
 /// How a copy was done.

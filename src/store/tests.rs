@@ -224,6 +224,7 @@ fn a_bucket_that_blocks_sse_c_refuses_every_new_sse_c_object_and_still_reads_the
         headers: BTreeMap::new(),
         storage_class: None,
         website_redirect_location: None,
+        checksum_algorithm: None,
     })));
     assert!(blocked(store.reencrypt(
         "bkt",

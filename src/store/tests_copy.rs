@@ -28,6 +28,7 @@ fn onto_itself() -> CopyObject {
         headers: BTreeMap::new(),
         storage_class: None,
         website_redirect_location: None,
+        checksum_algorithm: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! What `reseal serve` needs of the store: multipart uploads, conditional reads and
-//! writes, byte ranges as HTTP gives them, copies, content MD5s.
+//! writes, byte ranges as HTTP gives them, copies, content MD5s, checksums.
 
 use std::collections::BTreeMap;
 
@@ -38,13 +38,17 @@ fn multipart(store: &Store, key: &str, e: &Encryption, parts: &[Vec<u8>]) -> Obj
         let number = i as u32 + 1;
         if number == 2 {
             store
-                .upload_part("bkt", &upload.id, 2, k.as_ref(), &mut &b"stale"[..])
+                .upload_part("bkt", &upload.id, 2, k.as_ref(), None, &mut &b"stale"[..])
                 .unwrap();
         }
         let part = store
-            .upload_part("bkt", &upload.id, number, k.as_ref(), &mut &body[..])
+            .upload_part("bkt", &upload.id, number, k.as_ref(), None, &mut &body[..])
             .unwrap();
-        listed.push((number, part.etag));
+        listed.push(CompletedPart {
+            number,
+            etag: part.etag,
+            checksum: None,
+        });
     }
     listed.reverse();
     assert_eq!(
@@ -52,7 +56,7 @@ fn multipart(store: &Store, key: &str, e: &Encryption, parts: &[Vec<u8>]) -> Obj
         parts.len()
     );
     let meta = store
-        .complete_upload("bkt", &upload.id, &listed, WriteCondition::Always)
+        .complete_upload("bkt", &upload.id, &listed, None, WriteCondition::Always)
         .unwrap();
     assert!(matches!(
         store.upload("bkt", &upload.id),
@@ -132,13 +136,21 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
         .create_upload("bkt", "k", PutOptions::default())
         .unwrap();
     let small = store
-        .upload_part("bkt", &upload.id, 1, None, &mut &b"small"[..])
+        .upload_part("bkt", &upload.id, 1, None, None, &mut &b"small"[..])
         .unwrap();
     let last = store
-        .upload_part("bkt", &upload.id, 2, None, &mut &b"last"[..])
+        .upload_part("bkt", &upload.id, 2, None, None, &mut &b"last"[..])
         .unwrap();
     let complete = |parts: &[(u32, String)]| {
-        store.complete_upload("bkt", &upload.id, parts, WriteCondition::Always)
+        let parts: Vec<CompletedPart> = parts
+            .iter()
+            .map(|(number, etag)| CompletedPart {
+                number: *number,
+                etag: etag.clone(),
+                checksum: None,
+            })
+            .collect();
+        store.complete_upload("bkt", &upload.id, &parts, None, WriteCondition::Always)
     };
     assert!(matches!(
         complete(&[(1, small.etag.clone()), (2, last.etag.clone())]),
@@ -153,7 +165,7 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
         Err(StoreError::InvalidPart(_))
     ));
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 10_001, None, &mut &b""[..]),
+        store.upload_part("bkt", &upload.id, 10_001, None, None, &mut &b""[..]),
         Err(StoreError::InvalidPartNumber { number: 10_001 })
     ));
     assert!(matches!(
@@ -169,7 +181,7 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
     assert!(store.list_uploads("bkt").unwrap().is_empty());
     assert_eq!(all_parts_files(&store), 0);
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 1, None, &mut &b"x"[..]),
+        store.upload_part("bkt", &upload.id, 1, None, None, &mut &b"x"[..]),
         Err(StoreError::NoSuchUpload(_))
     ));
 }
@@ -188,18 +200,42 @@ fn an_sse_c_upload_needs_its_key_for_every_part() {
         )
         .unwrap();
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 1, None, &mut &b"x"[..]),
+        store.upload_part("bkt", &upload.id, 1, None, None, &mut &b"x"[..]),
         Err(StoreError::SseCKeyRequired { .. })
     ));
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 1, Some(&customer(6)), &mut &b"x"[..]),
+        store.upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            Some(&customer(6)),
+            None,
+            &mut &b"x"[..]
+        ),
         Err(StoreError::AccessDenied { .. })
     ));
     let part = store
-        .upload_part("bkt", &upload.id, 1, Some(&customer(5)), &mut &b"x"[..])
+        .upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            Some(&customer(5)),
+            None,
+            &mut &b"x"[..],
+        )
         .unwrap();
     let meta = store
-        .complete_upload("bkt", &upload.id, &[(1, part.etag)], WriteCondition::Always)
+        .complete_upload(
+            "bkt",
+            &upload.id,
+            &[CompletedPart {
+                number: 1,
+                etag: part.etag,
+                checksum: None,
+            }],
+            None,
+            WriteCondition::Always,
+        )
         .unwrap();
     assert!(store.check_customer_key(&meta, Some(&customer(5))).is_ok());
     assert!(matches!(
@@ -483,4 +519,204 @@ fn storage_class_and_website_redirect_are_kept_and_standard_is_not_recorded() {
     let standard = write("standard", STANDARD_STORAGE_CLASS);
     assert_eq!(standard.storage_class(), None);
     assert_eq!(standard.headers.len(), 2, "{:?}", standard.headers);
+}
+
+fn checked(algorithm: ChecksumAlgorithm, expected: ExpectedChecksum) -> PutOptions {
+    PutOptions {
+        checksum: Some(ChecksumRequest {
+            algorithm,
+            expected,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_checksum_is_kept_and_a_wrong_one_writes_nothing() {
+    let (_d, store) = store();
+    let body = data(SEG + 5, 3);
+    let sha = ChecksumAlgorithm::Sha256;
+    let right = sha.digest(&body);
+    let meta = store
+        .put(
+            "bkt",
+            "given",
+            &body[..],
+            checked(sha, ExpectedChecksum::Value(right.clone())),
+        )
+        .unwrap();
+    let kept = store.head("bkt", "given").unwrap().checksum.unwrap();
+    assert_eq!(
+        (kept.value, kept.checksum_type),
+        (right, ChecksumType::FullObject)
+    );
+    // A value that comes after the body (a trailer) is read once the body is.
+    let at_end =
+        |v: Option<Vec<u8>>| ExpectedChecksum::AtEnd(std::sync::Arc::new(move || v.clone()));
+    let crc = ChecksumAlgorithm::Crc32c;
+    store
+        .put(
+            "bkt",
+            "trailer",
+            &body[..],
+            checked(crc, at_end(Some(crc.digest(&body)))),
+        )
+        .unwrap();
+    let files = all_parts_files(&store);
+    for (key, expected) in [
+        ("wrong", ExpectedChecksum::Value(crc.digest(b"other"))),
+        ("wrong-trailer", at_end(Some(crc.digest(b"other")))),
+        ("no-trailer", at_end(None)),
+    ] {
+        assert!(matches!(
+            store.put("bkt", key, &body[..], checked(crc, expected)),
+            Err(StoreError::BadChecksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.head("bkt", key),
+            Err(StoreError::NoSuchKey { .. })
+        ));
+    }
+    assert_eq!(
+        all_parts_files(&store),
+        files,
+        "no data file is left behind"
+    );
+    // Re-encryption keeps it, whichever way it goes.
+    for to in [Encryption::SseC(customer(1)), Encryption::None] {
+        let source_key = store.head("bkt", "given").unwrap();
+        let source_key = matches!(source_key.sse, SseState::SseC { .. }).then(|| customer(1));
+        let (after, _) = store
+            .reencrypt(
+                "bkt",
+                "given",
+                &Reencrypt {
+                    to,
+                    if_match: None,
+                    source_key: source_key.as_ref(),
+                    fast_path: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(after.checksum, meta.checksum);
+    }
+}
+
+#[test]
+fn multipart_checksums_are_made_of_the_parts() {
+    let (_d, store) = store();
+    let parts = [data(5 * MIB, 1), data(100, 2)];
+    let whole = parts.concat();
+    let upload_with = |algorithm, checksum_type| {
+        store.create_upload(
+            "bkt",
+            "mp",
+            PutOptions {
+                checksum_type,
+                ..checked(algorithm, ExpectedChecksum::Unknown)
+            },
+        )
+    };
+    assert!(matches!(
+        upload_with(ChecksumAlgorithm::Crc64Nvme, Some(ChecksumType::Composite)),
+        Err(StoreError::ChecksumTypeNotAllowed { .. })
+    ));
+    assert!(matches!(
+        upload_with(ChecksumAlgorithm::Sha1, Some(ChecksumType::FullObject)),
+        Err(StoreError::ChecksumTypeNotAllowed { .. })
+    ));
+    for (algorithm, checksum_type) in [
+        (ChecksumAlgorithm::Crc32, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Crc32, ChecksumType::Composite),
+        (ChecksumAlgorithm::Sha1, ChecksumType::Composite),
+    ] {
+        let upload = upload_with(algorithm, Some(checksum_type)).unwrap();
+        assert!(matches!(
+            store.upload_part(
+                "bkt",
+                &upload.id,
+                1,
+                None,
+                Some(&ChecksumRequest {
+                    algorithm: ChecksumAlgorithm::Sha256,
+                    expected: ExpectedChecksum::Unknown
+                }),
+                &mut &parts[0][..]
+            ),
+            Err(StoreError::ChecksumAlgorithmMismatch { .. })
+        ));
+        let wrong = ChecksumRequest {
+            algorithm,
+            expected: ExpectedChecksum::Value(algorithm.digest(b"x")),
+        };
+        assert!(matches!(
+            store.upload_part("bkt", &upload.id, 1, None, Some(&wrong), &mut &parts[0][..]),
+            Err(StoreError::BadChecksum { .. })
+        ));
+        assert!(store.list_parts("bkt", &upload.id).unwrap().is_empty());
+        let mut listed = Vec::new();
+        for (i, body) in parts.iter().enumerate() {
+            let part = store
+                .upload_part("bkt", &upload.id, i as u32 + 1, None, None, &mut &body[..])
+                .unwrap();
+            assert_eq!(
+                part.checksum.as_ref().unwrap().value,
+                algorithm.digest(body)
+            );
+            listed.push(CompletedPart {
+                number: part.number,
+                etag: part.etag,
+                checksum: part.checksum,
+            });
+        }
+        let without: Vec<_> = listed
+            .iter()
+            .map(|p| CompletedPart {
+                checksum: None,
+                ..p.clone()
+            })
+            .collect();
+        let complete = |parts: &[CompletedPart], whole: Option<&ChecksumValue>| {
+            store.complete_upload("bkt", &upload.id, parts, whole, WriteCondition::Always)
+        };
+        if checksum_type == ChecksumType::Composite {
+            assert!(matches!(
+                complete(&without, None),
+                Err(StoreError::PartChecksumMissing { number: 1, .. })
+            ));
+        }
+        let expected = match checksum_type {
+            ChecksumType::FullObject => algorithm.digest(&whole),
+            ChecksumType::Composite => algorithm.digest(
+                &parts
+                    .iter()
+                    .flat_map(|p| algorithm.digest(p))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let bad = ChecksumValue {
+            algorithm,
+            value: algorithm.digest(b"x"),
+        };
+        assert!(matches!(
+            complete(&listed, Some(&bad)),
+            Err(StoreError::BadChecksum { .. })
+        ));
+        let meta = complete(
+            &listed,
+            Some(&ChecksumValue {
+                algorithm,
+                value: expected.clone(),
+            }),
+        )
+        .unwrap();
+        let c = meta.checksum.unwrap();
+        assert_eq!(
+            (c.value, c.checksum_type, c.parts.len()),
+            (expected, checksum_type, 2)
+        );
+    }
 }

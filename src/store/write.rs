@@ -10,6 +10,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::body::{HashingReader, seal_body};
+use super::checksum::{Checksum, ChecksumType};
 use super::error::{Result, StoreError, io_err};
 use super::request::{Encryption, PutOptions, WriteCondition, etag_matches};
 use super::sealing::{data_aad, segment_size};
@@ -19,7 +20,9 @@ use crate::durable::{self, AtomicFile};
 
 impl Store {
     /// Writes an object from `body`, encrypted as `options` says (or as the bucket's
-    /// default). Nothing is visible until the whole object is durable.
+    /// default), with the checksum it asks for. Nothing is visible until the whole object
+    /// is durable, and nothing at all is written if the body is not the one its MD5 or
+    /// checksum says.
     pub fn put(
         &self,
         bucket: &str,
@@ -29,10 +32,12 @@ impl Store {
     ) -> Result<ObjectMeta> {
         let encryption = self.new_object_encryption(bucket, key, &options)?;
         let data_id = uuid::Uuid::new_v4().simple().to_string();
-        let mut hashing = HashingReader::new(body);
+        let mut hashing =
+            HashingReader::with_checksum(body, options.checksum.as_ref().map(|c| c.algorithm));
         let (sse, segment_size, data_file) =
             self.write_data(bucket, key, &encryption, &mut hashing)?;
-        let (size, etag) = hashing.finish();
+        let hashed = hashing.finish();
+        let (size, etag) = (hashed.size, hashed.md5);
         if let Some(expected) = &options.content_md5
             && !expected.eq_ignore_ascii_case(&etag)
         {
@@ -43,6 +48,24 @@ impl Store {
                 actual: etag,
             });
         }
+        let checksum = match (&options.checksum, hashed.checksum) {
+            (Some(asked), Some(value)) => {
+                if !asked.expected.holds(&value) {
+                    return Err(StoreError::BadChecksum {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        algorithm: asked.algorithm,
+                    });
+                }
+                Some(Checksum {
+                    algorithm: asked.algorithm,
+                    checksum_type: ChecksumType::FullObject,
+                    value,
+                    parts: Vec::new(),
+                })
+            }
+            _ => None,
+        };
         let headers = options.kept_headers();
         let now = crate::time::now_ms();
         let meta = ObjectMeta {
@@ -61,6 +84,7 @@ impl Store {
             headers,
             md5: None,
             parts: Vec::new(),
+            checksum,
         };
         self.commit(&meta, data_file, Expect::from(&options.condition))?;
         Ok(meta)

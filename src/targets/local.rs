@@ -138,6 +138,10 @@ fn target_error(e: StoreError) -> TargetError {
         | StoreError::NotModified { .. }
         | StoreError::CopyChangesNothing { .. }
         | StoreError::BadDigest { .. }
+        | StoreError::BadChecksum { .. }
+        | StoreError::ChecksumAlgorithmMismatch { .. }
+        | StoreError::ChecksumTypeNotAllowed { .. }
+        | StoreError::PartChecksumMissing { .. }
         | StoreError::NoSuchUpload(_)
         | StoreError::InvalidPart(_)
         | StoreError::InvalidPartNumber { .. }

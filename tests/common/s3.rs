@@ -380,6 +380,7 @@ with_ssec!(
     aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
     aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
     aws_sdk_s3::operation::head_object::builders::HeadObjectFluentBuilder,
+    aws_sdk_s3::operation::get_object_attributes::builders::GetObjectAttributesFluentBuilder,
     aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
     aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
     aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder
@@ -403,6 +404,21 @@ pub fn aws_env() -> Vec<(&'static str, String)> {
 /// An SDK client for test setup and checks (path-style, static credentials).
 pub fn client_for(endpoint: &str) -> Client {
     client_with_secret(endpoint, SECRET_KEY)
+}
+
+/// [`client_for`] with the SDK's own defaults for checksums, as a current SDK is used: a
+/// CRC32 (or the algorithm asked for) with every upload, in a header or a trailer after
+/// an aws-chunked body, and checksum mode on every GET, whose answer the SDK checks.
+pub fn client_with_sdk_checksums(endpoint: &str) -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .build();
+    Client::from_conf(config)
 }
 
 /// [`client_for`] signing with `secret` (another secret than the server's: every request

@@ -5,6 +5,7 @@
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
+use super::checksum::{self, Answer, set_checksums};
 use super::convert::{
     ContentHeaders, check_version, etag, header_condition, metadata_in, read_conditions,
     tags_from_header, timestamp, write_condition,
@@ -137,16 +138,26 @@ pub(super) async fn copy_object(
         headers,
         storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
         website_redirect_location: input.website_redirect_location,
+        checksum_algorithm: input
+            .checksum_algorithm
+            .as_ref()
+            .map(checksum::algorithm_in)
+            .transpose()?,
     };
     let (meta, method) = endpoint.blocking(move |s| s.copy_object(request)).await?;
     let mut response = S3Response::new(with_encryption!(
         endpoint,
         &meta.sse,
         CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&meta)),
-                last_modified: Some(timestamp(meta.modified)),
-                ..Default::default()
+            copy_object_result: Some({
+                let mut result = CopyObjectResult {
+                    e_tag: Some(etag(&meta)),
+                    last_modified: Some(timestamp(meta.modified)),
+                    ..Default::default()
+                };
+                result.checksum_type =
+                    set_checksums!(result, Answer::object(meta.checksum.as_ref()));
+                result
             }),
         }
     ));
@@ -206,10 +217,14 @@ pub(super) async fn upload_part_copy(
         endpoint,
         &sse,
         UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(ETag::Strong(part.etag)),
-                last_modified: Some(timestamp(part.modified)),
-                ..Default::default()
+            copy_part_result: Some({
+                let mut result = CopyPartResult {
+                    last_modified: Some(timestamp(part.modified)),
+                    ..Default::default()
+                };
+                set_checksums!(result, Answer::part(part.checksum.as_ref()));
+                result.e_tag = Some(ETag::Strong(part.etag));
+                result
             }),
         }
     )))

@@ -291,6 +291,7 @@ mod tests {
             headers: BTreeMap::new(),
             md5: None,
             parts: Vec::new(),
+            checksum: None,
         }
     }
 

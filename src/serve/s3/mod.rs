@@ -14,6 +14,7 @@
 //! - `copy.rs`: CopyObject and UploadPartCopy, translated into the store's copies;
 //! - `multipart.rs`: multipart uploads;
 //! - `convert.rs`: S3's fields to the store's values and back;
+//! - `checksum.rs`: S3's flexible checksums to the store's and back;
 //! - `body.rs`: request and response bodies.
 //!
 //! Every write S3 authorises as `s3:PutObject` (PutObject, CopyObject, the multipart
@@ -24,6 +25,7 @@
 
 mod body;
 mod bucket;
+mod checksum;
 mod convert;
 mod copy;
 mod encryption;
@@ -235,6 +237,7 @@ operations! {
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::head_object(HeadObjectInput) -> HeadObjectOutput;
     object::get_object(GetObjectInput) -> GetObjectOutput;
+    object::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
     object::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput;

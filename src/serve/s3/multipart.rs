@@ -6,12 +6,13 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::body_reader;
+use super::checksum::{self, Answer, given_of, set_checksums};
 use super::convert::{
     content_md5_hex, etag, new_object_options, owner, page_size, timestamp, write_condition,
 };
 use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
 use crate::serve::error::error;
-use crate::store::StoreError;
+use crate::store::{ChecksumRequest, CompletedPart, ExpectedChecksum, PutOptions, StoreError};
 
 pub(super) async fn create_multipart_upload(
     endpoint: &Endpoint,
@@ -27,17 +28,46 @@ pub(super) async fn create_multipart_upload(
         .await?;
     let customer = customer_key_of!(req)?;
     let input = req.input;
-    let options = new_object_options!(input, customer);
+    let checksum = match (&input.checksum_algorithm, &input.checksum_type) {
+        (None, Some(_)) => {
+            return Err(error(
+                S3ErrorCode::InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the \
+                 x-amz-checksum-algorithm header.",
+            ));
+        }
+        (a, _) => a
+            .as_ref()
+            .map(|a| {
+                Ok::<_, s3s::S3Error>(ChecksumRequest {
+                    algorithm: checksum::algorithm_in(a)?,
+                    expected: ExpectedChecksum::Unknown,
+                })
+            })
+            .transpose()?,
+    };
+    let options = PutOptions {
+        checksum,
+        checksum_type: input
+            .checksum_type
+            .as_ref()
+            .map(checksum::type_in)
+            .transpose()?,
+        ..new_object_options!(input, customer)
+    };
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let upload = endpoint
         .blocking(move |s| s.create_upload(&bucket, &key, options))
         .await?;
+    let wanted = upload.object.checksum.as_ref();
     Ok(S3Response::new(with_encryption!(
         endpoint,
         &upload.object.sse,
         CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
+            checksum_algorithm: wanted.map(|c| checksum::algorithm_out(c.algorithm)),
+            checksum_type: wanted.map(|c| checksum::type_out(c.checksum_type)),
             upload_id: Some(upload.id),
         }
     )))
@@ -51,6 +81,12 @@ pub(super) async fn upload_part(
         .check_write(&req, &req.input.bucket, &req.input.key, None)
         .await?;
     let customer = customer_key_of!(req)?;
+    let checksum = checksum::requested(
+        given_of!(req.input),
+        req.input.checksum_algorithm.as_ref(),
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let input = req.input;
     let number = part_number(input.part_number)?;
     let expected_md5 = content_md5_hex(input.content_md5.as_deref())?;
@@ -59,7 +95,14 @@ pub(super) async fn upload_part(
     let (part, sse) = endpoint
         .blocking_reading(&outcome, move |s| {
             let upload = s.upload_of(&bucket, &key, &id)?;
-            let part = s.upload_part(&bucket, &id, number, customer.as_ref(), &mut body)?;
+            let part = s.upload_part(
+                &bucket,
+                &id,
+                number,
+                customer.as_ref(),
+                checksum.as_ref(),
+                &mut body,
+            )?;
             if let Some(expected) = expected_md5
                 && !expected.eq_ignore_ascii_case(&part.etag)
             {
@@ -73,13 +116,15 @@ pub(super) async fn upload_part(
             Ok((part, upload.object.sse))
         })
         .await?;
-    Ok(S3Response::new(with_encryption!(
+    let mut output = with_encryption!(
         endpoint,
         &sse,
         UploadPartOutput {
             e_tag: Some(ETag::Strong(part.etag)),
         }
-    )))
+    );
+    set_checksums!(output, Answer::part(part.checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -91,6 +136,7 @@ pub(super) async fn complete_multipart_upload(
         .await?;
     let input = req.input;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let whole = given_of!(input).value(true)?;
     let mut parts = Vec::new();
     for part in input
         .multipart_upload
@@ -98,8 +144,13 @@ pub(super) async fn complete_multipart_upload(
         .unwrap_or_default()
     {
         let number = part_number(part.part_number.unwrap_or(0))?;
-        let tag = part.e_tag.map(ETag::into_value).unwrap_or_default();
-        parts.push((number, tag));
+        let checksum = given_of!(part).value(false)?;
+        let etag = part.e_tag.map(ETag::into_value).unwrap_or_default();
+        parts.push(CompletedPart {
+            number,
+            etag,
+            checksum,
+        });
     }
     if parts.is_empty() {
         return Err(error(
@@ -111,11 +162,11 @@ pub(super) async fn complete_multipart_upload(
     let meta = endpoint
         .blocking(move |s| {
             s.upload_of(&bucket, &key, &id)?;
-            s.complete_upload(&bucket, &id, &parts, condition)
+            s.complete_upload(&bucket, &id, &parts, whole.as_ref(), condition)
         })
         .await?;
     let d = endpoint.describe(&meta.sse);
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
@@ -124,7 +175,9 @@ pub(super) async fn complete_multipart_upload(
         ssekms_key_id: d.kms_key_id,
         bucket_key_enabled: d.bucket_key,
         ..Default::default()
-    }))
+    };
+    output.checksum_type = set_checksums!(output, Answer::object(meta.checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn abort_multipart_upload(
@@ -156,12 +209,13 @@ pub(super) async fn list_parts(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let parts = endpoint
+    let (upload, parts) = endpoint
         .blocking(move |s| {
-            s.upload_of(&bucket, &key, &id)?;
-            s.list_parts(&bucket, &id)
+            let upload = s.upload_of(&bucket, &key, &id)?;
+            Ok((upload, s.list_parts(&bucket, &id)?))
         })
         .await?;
+    let wanted = upload.object.checksum.as_ref();
     let after: Vec<_> = parts.into_iter().filter(|p| p.number > marker).collect();
     let truncated = after.len() > max;
     let shown: Vec<_> = after.into_iter().take(max).collect();
@@ -174,15 +228,21 @@ pub(super) async fn list_parts(
         part_number_marker: input.part_number_marker,
         next_part_number_marker: shown.last().filter(|_| truncated).map(|p| p.number as i32),
         owner: Some(owner()),
+        checksum_algorithm: wanted.map(|c| checksum::algorithm_out(c.algorithm)),
+        checksum_type: wanted.map(|c| checksum::type_out(c.checksum_type)),
         parts: Some(
             shown
                 .into_iter()
-                .map(|p| Part {
-                    part_number: Some(p.number as i32),
-                    e_tag: Some(ETag::Strong(p.etag)),
-                    size: Some(p.size as i64),
-                    last_modified: Some(timestamp(p.modified)),
-                    ..Default::default()
+                .map(|p| {
+                    let mut part = Part {
+                        part_number: Some(p.number as i32),
+                        size: Some(p.size as i64),
+                        last_modified: Some(timestamp(p.modified)),
+                        ..Default::default()
+                    };
+                    set_checksums!(part, Answer::part(p.checksum.as_ref()));
+                    part.e_tag = Some(ETag::Strong(p.etag));
+                    part
                 })
                 .collect(),
         ),

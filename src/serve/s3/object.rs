@@ -1,4 +1,5 @@
-//! Object operations: put, head, get (streamed, by range), delete one or many, and tags.
+//! Object operations: put, head, get (streamed, by range), attributes, delete one or many,
+//! and tags.
 //! Copies are in copy.rs, multipart uploads in multipart.rs. Must not check what the
 //! store checks (conditions, SSE-C keys, digests, ranges): it passes them on.
 
@@ -10,13 +11,16 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::{BodySender, body_reader};
+use super::checksum::{self, Answer, given_of, mode_enabled, set_checksums};
 use super::convert::{
     byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
-    new_object_options, read_conditions, timestamp, write_condition,
+    new_object_options, page_size, read_conditions, timestamp, write_condition,
 };
 use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
 use crate::serve::error::{error, from_store, internal};
-use crate::store::{GetRequest, ObjectMeta, PutOptions, StoreError};
+use crate::store::{
+    ChecksumValue, GetRequest, ObjectMeta, PutOptions, STANDARD_STORAGE_CLASS, StoreError,
+};
 
 pub(super) async fn put_object(
     endpoint: &Endpoint,
@@ -31,8 +35,15 @@ pub(super) async fn put_object(
         )
         .await?;
     let customer = customer_key_of!(req)?;
+    let checksum = checksum::requested(
+        given_of!(req.input),
+        req.input.checksum_algorithm.as_ref(),
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let input = req.input;
     let options = PutOptions {
+        checksum,
         content_md5: content_md5_hex(input.content_md5.as_deref())?,
         condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
         ..new_object_options!(input, customer)
@@ -42,14 +53,16 @@ pub(super) async fn put_object(
     let meta = endpoint
         .blocking_reading(&outcome, move |s| s.put(&bucket, &key, body, options))
         .await?;
-    Ok(S3Response::new(with_encryption!(
+    let mut output = with_encryption!(
         endpoint,
         &meta.sse,
         PutObjectOutput {
             e_tag: Some(etag(&meta)),
             size: Some(meta.size as i64),
         }
-    )))
+    );
+    output.checksum_type = set_checksums!(output, Answer::object(meta.checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn head_object(
@@ -89,6 +102,11 @@ pub(super) async fn head_object(
         .await?;
     let k = kept(&meta);
     let tag_count = meta.tags.len();
+    let checksums = read_checksum(
+        &meta,
+        part_number,
+        mode_enabled(input.checksum_mode.as_ref()),
+    );
     let mut response = S3Response::new(with_encryption!(
         endpoint,
         &meta.sse,
@@ -110,6 +128,7 @@ pub(super) async fn head_object(
             storage_class: k.storage_class,
         }
     ));
+    response.output.checksum_type = set_checksums!(response.output, checksums);
     // As S3 gives it, so that a copy knows whether to read the tags.
     if tag_count > 0 {
         response.headers.insert(
@@ -135,6 +154,8 @@ pub(super) async fn get_object(
         input.if_unmodified_since.as_ref(),
     );
     let range = input.range.map(byte_range);
+    // A range's bytes have no checksum of their own.
+    let checksum_mode = mode_enabled(input.checksum_mode.as_ref()) && range.is_none();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let store = endpoint.store.clone();
@@ -216,6 +237,10 @@ pub(super) async fn get_object(
             storage_class: k.storage_class,
         }
     ));
+    response.output.checksum_type = set_checksums!(
+        response.output,
+        read_checksum(&meta, part_number, checksum_mode)
+    );
     if let Some(t) = input.response_content_type {
         response.output.content_type = Some(t);
     }
@@ -223,6 +248,110 @@ pub(super) async fn get_object(
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
     Ok(response)
+}
+
+/// GetObjectAttributes: what HEAD and ListParts would say of an object, the attributes
+/// asked for only. Parts are listed (paged by MaxParts and PartNumberMarker) only for an
+/// object with a checksum, as S3 lists them; their count is given for any multipart
+/// object.
+pub(super) async fn get_object_attributes(
+    endpoint: &Endpoint,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let customer = customer_key_of!(req)?;
+    let input = req.input;
+    check_version(input.version_id.as_deref())?;
+    // One header may hold the whole list, comma-separated.
+    let asked = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let meta = endpoint
+        .blocking(move |s| {
+            let meta = s.head(&bucket, &key)?;
+            s.check_customer_key(&meta, customer.as_ref())?;
+            Ok(meta)
+        })
+        .await?;
+    let object_parts = asked(ObjectAttributes::OBJECT_PARTS)
+        .then(|| object_parts(&meta, input.max_parts, input.part_number_marker))
+        .flatten();
+    let output = GetObjectAttributesOutput {
+        e_tag: asked(ObjectAttributes::ETAG).then(|| etag(&meta)),
+        checksum: asked(ObjectAttributes::CHECKSUM)
+            .then_some(meta.checksum.as_ref())
+            .flatten()
+            .map(|c| Answer::object(Some(c)).into_dto()),
+        object_parts,
+        object_size: asked(ObjectAttributes::OBJECT_SIZE).then_some(meta.size as i64),
+        storage_class: asked(ObjectAttributes::STORAGE_CLASS).then(|| {
+            StorageClass::from(
+                meta.storage_class()
+                    .unwrap_or(STANDARD_STORAGE_CLASS)
+                    .to_owned(),
+            )
+        }),
+        last_modified: Some(timestamp(meta.modified)),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+/// The ObjectParts of a multipart object (`None` for any other): the count, and a page of
+/// the parts with their sizes and checksums where the object has a checksum.
+fn object_parts(
+    meta: &ObjectMeta,
+    max_parts: Option<i32>,
+    marker: Option<i32>,
+) -> Option<GetObjectAttributesParts> {
+    let checksum = meta.checksum.as_ref().filter(|c| !c.parts.is_empty());
+    // A re-encryption makes the parts one data file; the ETag still counts them.
+    let count = match (meta.parts.len(), checksum) {
+        (0, Some(c)) => c.parts.len(),
+        (0, None) => meta.etag.rsplit_once('-')?.1.parse().ok()?,
+        (n, _) => n,
+    };
+    let mut out = GetObjectAttributesParts {
+        total_parts_count: Some(count as i32),
+        ..Default::default()
+    };
+    let Some(c) = checksum else {
+        return Some(out);
+    };
+    let max = page_size(max_parts);
+    let after = marker.unwrap_or(0).max(0) as u32;
+    let rest: Vec<_> = c.parts.iter().filter(|p| p.number > after).collect();
+    let shown = &rest[..rest.len().min(max)];
+    let truncated = rest.len() > shown.len();
+    out.max_parts = Some(max as i32);
+    out.part_number_marker = marker;
+    out.is_truncated = Some(truncated);
+    out.next_part_number_marker = shown.last().filter(|_| truncated).map(|p| p.number as i32);
+    out.parts = Some(
+        shown
+            .iter()
+            .map(|p| {
+                let mut part = ObjectPart {
+                    part_number: Some(p.number as i32),
+                    size: Some(p.size as i64),
+                    ..Default::default()
+                };
+                set_checksums!(
+                    part,
+                    Answer::part(Some(&ChecksumValue {
+                        algorithm: c.algorithm,
+                        value: p.value.clone(),
+                    }))
+                );
+                part
+            })
+            .collect(),
+    );
+    Some(out)
 }
 
 pub(super) async fn delete_object(
@@ -384,6 +513,30 @@ fn content_range(range: &std::ops::Range<u64>, meta: &ObjectMeta) -> String {
         range.end.saturating_sub(1),
         meta.size
     )
+}
+
+/// The checksum a GET or HEAD answers with, when it asks for one (`enabled`): the object's,
+/// or the part's that is read. A part of an object whose parts a re-encryption made one
+/// data file is read as the whole object (part 1), which has no part checksum.
+fn read_checksum(meta: &ObjectMeta, part_number: Option<u32>, enabled: bool) -> Answer {
+    let Some(c) = meta.checksum.as_ref().filter(|_| enabled) else {
+        return Answer::default();
+    };
+    match part_number {
+        Some(_) if c.parts.is_empty() => Answer::object(Some(c)),
+        Some(n) if !meta.parts.is_empty() => {
+            c.parts
+                .get(n as usize - 1)
+                .map_or_else(Answer::default, |p| {
+                    Answer::part(Some(&ChecksumValue {
+                        algorithm: c.algorithm,
+                        value: p.value.clone(),
+                    }))
+                })
+        }
+        Some(_) => Answer::default(),
+        None => Answer::object(Some(c)),
+    }
 }
 
 /// `x-amz-mp-parts-count`: S3 gives it only to a read of one part of a multipart object.
