@@ -15,7 +15,7 @@ use super::error::{Result, StoreError};
 use super::multipart::Part;
 use super::object::STANDARD_STORAGE_CLASS;
 use super::request::{
-    ByteRange, CopyMethod, CopyObject, CopySource, Directive, GetRequest, PutOptions,
+    ByteRange, CopyMethod, CopyObject, CopySource, Directive, GetRequest, PartDigests, PutOptions,
     ReadConditions, Reencrypt,
 };
 use super::write::Expect;
@@ -178,7 +178,7 @@ impl Store {
         pin(&mut conditions, &seen);
         piped(
             |out| self.read_source(source, &conditions, range, out),
-            |body| self.upload_part(bucket, id, number, sse_c, None, body),
+            |body| self.upload_part(bucket, id, number, sse_c, PartDigests::default(), body),
         )
     }
 

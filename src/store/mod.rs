@@ -70,7 +70,7 @@ use object::MetaMacKey;
 pub use object::{DataPart, ObjectMeta, STANDARD_STORAGE_CLASS, SseState};
 pub use request::{
     ByteRange, CompletedPart, CopyMethod, CopyObject, CopySource, Directive, Encryption,
-    GetRequest, NewMetadata, PutOptions, ReadConditions, Reencrypt, ReencryptMethod,
+    GetRequest, NewMetadata, PartDigests, PutOptions, ReadConditions, Reencrypt, ReencryptMethod,
     WriteCondition,
 };
 

@@ -29,11 +29,13 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::body::HashingReader;
-use super::checksum::{Checksum, ChecksumRequest, ChecksumType, ChecksumValue, PartChecksum};
+use super::checksum::{Checksum, ChecksumType, ChecksumValue, PartChecksum};
 use super::error::{Result, StoreError, io_err};
 use super::sealing::{part_aad, segment_size};
 use super::write::Expect;
-use super::{CompletedPart, ObjectMeta, PutOptions, Store, WriteCondition, create_private_dir};
+use super::{
+    CompletedPart, ObjectMeta, PartDigests, PutOptions, Store, WriteCondition, create_private_dir,
+};
 use crate::crypto::CustomerKey;
 use crate::durable::{self, AtomicFile};
 use crate::encoding::{hex, unhex};
@@ -234,9 +236,10 @@ impl Store {
         id: &str,
         number: u32,
         sse_c: Option<&CustomerKey>,
-        checksum: Option<&ChecksumRequest>,
+        digests: PartDigests<'_>,
         body: &mut dyn Read,
     ) -> Result<Part> {
+        let checksum = digests.checksum;
         if !(1..=MAX_PART_NUMBER).contains(&number) {
             return Err(StoreError::InvalidPartNumber { number });
         }
@@ -271,6 +274,18 @@ impl Store {
                 bucket: bucket.to_owned(),
                 key: upload.key,
                 algorithm: asked.algorithm,
+            });
+        }
+        // Checked before the part is recorded: a part refused leaves the one it would have
+        // replaced as it was.
+        if let Some(expected) = digests.content_md5
+            && !expected.eq_ignore_ascii_case(&hashed.md5)
+        {
+            return Err(StoreError::BadDigest {
+                bucket: bucket.to_owned(),
+                key: upload.key,
+                expected: expected.to_owned(),
+                actual: hashed.md5,
             });
         }
         let data_id = uuid::Uuid::new_v4().simple().to_string();

@@ -172,6 +172,14 @@ impl ByteRange {
     }
 }
 
+/// What an uploaded part's bytes must match: S3's `Content-MD5` (hex) and
+/// `x-amz-checksum-*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartDigests<'a> {
+    pub content_md5: Option<&'a str>,
+    pub checksum: Option<&'a ChecksumRequest>,
+}
+
 /// A read through [`Store::get_object`](super::Store::get_object).
 #[derive(Debug, Clone, Default)]
 pub struct GetRequest<'a> {

@@ -38,11 +38,25 @@ fn multipart(store: &Store, key: &str, e: &Encryption, parts: &[Vec<u8>]) -> Obj
         let number = i as u32 + 1;
         if number == 2 {
             store
-                .upload_part("bkt", &upload.id, 2, k.as_ref(), None, &mut &b"stale"[..])
+                .upload_part(
+                    "bkt",
+                    &upload.id,
+                    2,
+                    k.as_ref(),
+                    PartDigests::default(),
+                    &mut &b"stale"[..],
+                )
                 .unwrap();
         }
         let part = store
-            .upload_part("bkt", &upload.id, number, k.as_ref(), None, &mut &body[..])
+            .upload_part(
+                "bkt",
+                &upload.id,
+                number,
+                k.as_ref(),
+                PartDigests::default(),
+                &mut &body[..],
+            )
             .unwrap();
         listed.push(CompletedPart {
             number,
@@ -136,10 +150,24 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
         .create_upload("bkt", "k", PutOptions::default())
         .unwrap();
     let small = store
-        .upload_part("bkt", &upload.id, 1, None, None, &mut &b"small"[..])
+        .upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            None,
+            PartDigests::default(),
+            &mut &b"small"[..],
+        )
         .unwrap();
     let last = store
-        .upload_part("bkt", &upload.id, 2, None, None, &mut &b"last"[..])
+        .upload_part(
+            "bkt",
+            &upload.id,
+            2,
+            None,
+            PartDigests::default(),
+            &mut &b"last"[..],
+        )
         .unwrap();
     let complete = |parts: &[(u32, String)]| {
         let parts: Vec<CompletedPart> = parts
@@ -165,7 +193,14 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
         Err(StoreError::InvalidPart(_))
     ));
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 10_001, None, None, &mut &b""[..]),
+        store.upload_part(
+            "bkt",
+            &upload.id,
+            10_001,
+            None,
+            PartDigests::default(),
+            &mut &b""[..]
+        ),
         Err(StoreError::InvalidPartNumber { number: 10_001 })
     ));
     assert!(matches!(
@@ -181,7 +216,14 @@ fn multipart_completion_checks_parts_and_abort_leaves_nothing() {
     assert!(store.list_uploads("bkt").unwrap().is_empty());
     assert_eq!(all_parts_files(&store), 0);
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 1, None, None, &mut &b"x"[..]),
+        store.upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            None,
+            PartDigests::default(),
+            &mut &b"x"[..]
+        ),
         Err(StoreError::NoSuchUpload(_))
     ));
 }
@@ -200,7 +242,14 @@ fn an_sse_c_upload_needs_its_key_for_every_part() {
         )
         .unwrap();
     assert!(matches!(
-        store.upload_part("bkt", &upload.id, 1, None, None, &mut &b"x"[..]),
+        store.upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            None,
+            PartDigests::default(),
+            &mut &b"x"[..]
+        ),
         Err(StoreError::SseCKeyRequired { .. })
     ));
     assert!(matches!(
@@ -209,7 +258,7 @@ fn an_sse_c_upload_needs_its_key_for_every_part() {
             &upload.id,
             1,
             Some(&customer(6)),
-            None,
+            PartDigests::default(),
             &mut &b"x"[..]
         ),
         Err(StoreError::AccessDenied { .. })
@@ -220,7 +269,7 @@ fn an_sse_c_upload_needs_its_key_for_every_part() {
             &upload.id,
             1,
             Some(&customer(5)),
-            None,
+            PartDigests::default(),
             &mut &b"x"[..],
         )
         .unwrap();
@@ -640,10 +689,13 @@ fn multipart_checksums_are_made_of_the_parts() {
                 &upload.id,
                 1,
                 None,
-                Some(&ChecksumRequest {
-                    algorithm: ChecksumAlgorithm::Sha256,
-                    expected: ExpectedChecksum::Unknown
-                }),
+                PartDigests {
+                    checksum: Some(&ChecksumRequest {
+                        algorithm: ChecksumAlgorithm::Sha256,
+                        expected: ExpectedChecksum::Unknown
+                    }),
+                    ..Default::default()
+                },
                 &mut &parts[0][..]
             ),
             Err(StoreError::ChecksumAlgorithmMismatch { .. })
@@ -653,14 +705,31 @@ fn multipart_checksums_are_made_of_the_parts() {
             expected: ExpectedChecksum::Value(algorithm.digest(b"x")),
         };
         assert!(matches!(
-            store.upload_part("bkt", &upload.id, 1, None, Some(&wrong), &mut &parts[0][..]),
+            store.upload_part(
+                "bkt",
+                &upload.id,
+                1,
+                None,
+                PartDigests {
+                    checksum: Some(&wrong),
+                    ..Default::default()
+                },
+                &mut &parts[0][..]
+            ),
             Err(StoreError::BadChecksum { .. })
         ));
         assert!(store.list_parts("bkt", &upload.id).unwrap().is_empty());
         let mut listed = Vec::new();
         for (i, body) in parts.iter().enumerate() {
             let part = store
-                .upload_part("bkt", &upload.id, i as u32 + 1, None, None, &mut &body[..])
+                .upload_part(
+                    "bkt",
+                    &upload.id,
+                    i as u32 + 1,
+                    None,
+                    PartDigests::default(),
+                    &mut &body[..],
+                )
                 .unwrap();
             assert_eq!(
                 part.checksum.as_ref().unwrap().value,
@@ -719,4 +788,43 @@ fn multipart_checksums_are_made_of_the_parts() {
             (expected, checksum_type, 2)
         );
     }
+}
+
+/// A part whose Content-MD5 does not match is refused before it is recorded: the part it
+/// would have replaced stays.
+#[test]
+fn a_part_with_a_wrong_content_md5_leaves_the_part_before_it() {
+    let (_d, store) = store();
+    let upload = store
+        .create_upload("bkt", "o", PutOptions::default())
+        .unwrap();
+    let good = store
+        .upload_part(
+            "bkt",
+            &upload.id,
+            1,
+            None,
+            PartDigests::default(),
+            &mut &b"good"[..],
+        )
+        .unwrap();
+    let wrong = crate::encoding::hex(&[0u8; 16]);
+    let refused = store.upload_part(
+        "bkt",
+        &upload.id,
+        1,
+        None,
+        PartDigests {
+            content_md5: Some(&wrong),
+            ..Default::default()
+        },
+        &mut &b"bad!"[..],
+    );
+    assert!(
+        matches!(refused, Err(StoreError::BadDigest { .. })),
+        "{refused:?}"
+    );
+    let listed = store.list_parts("bkt", &upload.id).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].etag, good.etag);
 }

@@ -12,7 +12,7 @@ use super::convert::{
 };
 use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
 use crate::serve::error::error;
-use crate::store::{ChecksumRequest, CompletedPart, ExpectedChecksum, PutOptions, StoreError};
+use crate::store::{ChecksumRequest, CompletedPart, ExpectedChecksum, PartDigests, PutOptions};
 
 pub(super) async fn create_multipart_upload(
     endpoint: &Endpoint,
@@ -100,19 +100,12 @@ pub(super) async fn upload_part(
                 &id,
                 number,
                 customer.as_ref(),
-                checksum.as_ref(),
+                PartDigests {
+                    content_md5: expected_md5.as_deref(),
+                    checksum: checksum.as_ref(),
+                },
                 &mut body,
             )?;
-            if let Some(expected) = expected_md5
-                && !expected.eq_ignore_ascii_case(&part.etag)
-            {
-                return Err(StoreError::BadDigest {
-                    bucket,
-                    key,
-                    expected,
-                    actual: part.etag,
-                });
-            }
             Ok((part, upload.object.sse))
         })
         .await?;
