@@ -11,7 +11,7 @@ use super::convert::{
     tags_from_header, timestamp, write_condition,
 };
 use super::multipart::part_number;
-use super::{Endpoint, customer_key, customer_key_of, encryption_headers, with_encryption};
+use super::{Endpoint, check_encrypted_write, customer_key, customer_key_of, with_encryption};
 use crate::serve::error::error;
 use crate::serve::sse::{CustomerHeaders, requested};
 use crate::store::{
@@ -76,14 +76,7 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     // The destination is what S3 authorises (s3:PutObject), with the destination's
     // encryption headers.
-    endpoint
-        .check_write(
-            &req,
-            &req.input.bucket,
-            &req.input.key,
-            encryption_headers!(req.input),
-        )
-        .await?;
+    check_encrypted_write!(endpoint, req)?;
     let target_key = customer_key_of!(req)?;
     let source = copy_source_of!(req)?;
     let destination_if_match = header_condition(&req, "if-match")?;

@@ -137,18 +137,29 @@ impl Endpoint {
     }
 }
 
-/// The encryption headers of a write's input, for [`Endpoint::check_write`] (PutObject,
-/// CopyObject and CreateMultipartUpload name them alike).
-macro_rules! encryption_headers {
-    ($input:expr) => {
-        Some($crate::serve::policy::EncryptionHeaders {
-            sse: $input.server_side_encryption.as_ref().map(|s| s.as_str()),
-            kms_key_id: $input.ssekms_key_id.as_deref(),
-            customer_algorithm: $input.sse_customer_algorithm.as_deref(),
-        })
+/// [`Endpoint::check_write`] of a write that names its encryption, with the headers of its
+/// input (PutObject, CopyObject and CreateMultipartUpload name them alike).
+macro_rules! check_encrypted_write {
+    ($endpoint:expr, $req:expr) => {
+        $endpoint
+            .check_write(
+                &$req,
+                &$req.input.bucket,
+                &$req.input.key,
+                Some($crate::serve::policy::EncryptionHeaders {
+                    sse: $req
+                        .input
+                        .server_side_encryption
+                        .as_ref()
+                        .map(|s| s.as_str()),
+                    kms_key_id: $req.input.ssekms_key_id.as_deref(),
+                    customer_algorithm: $req.input.sse_customer_algorithm.as_deref(),
+                }),
+            )
+            .await
     };
 }
-pub(super) use encryption_headers;
+pub(super) use check_encrypted_write;
 
 /// The SSE-C key of a request, refused on plain HTTP off loopback (as AWS refuses it
 /// without TLS).

@@ -10,7 +10,7 @@ use super::checksum::{self, Answer, given_of, set_checksums};
 use super::convert::{
     content_md5_hex, etag, new_object_options, owner, page_size, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
+use super::{Endpoint, check_encrypted_write, customer_key_of, with_encryption};
 use crate::serve::error::error;
 use crate::store::{ChecksumRequest, CompletedPart, ExpectedChecksum, PartDigests, PutOptions};
 
@@ -18,14 +18,7 @@ pub(super) async fn create_multipart_upload(
     endpoint: &Endpoint,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    endpoint
-        .check_write(
-            &req,
-            &req.input.bucket,
-            &req.input.key,
-            encryption_headers!(req.input),
-        )
-        .await?;
+    check_encrypted_write!(endpoint, req)?;
     let customer = customer_key_of!(req)?;
     let input = req.input;
     let checksum = match (&input.checksum_algorithm, &input.checksum_type) {

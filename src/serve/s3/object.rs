@@ -16,7 +16,7 @@ use super::convert::{
     byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
     new_object_options, page_size, read_conditions, timestamp, write_condition,
 };
-use super::{Endpoint, customer_key_of, encryption_headers, with_encryption};
+use super::{Endpoint, check_encrypted_write, customer_key_of, with_encryption};
 use crate::serve::error::{error, from_store, internal};
 use crate::store::{
     ChecksumValue, GetRequest, ObjectMeta, PutOptions, STANDARD_STORAGE_CLASS, StoreError,
@@ -26,14 +26,7 @@ pub(super) async fn put_object(
     endpoint: &Endpoint,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    endpoint
-        .check_write(
-            &req,
-            &req.input.bucket,
-            &req.input.key,
-            encryption_headers!(req.input),
-        )
-        .await?;
+    check_encrypted_write!(endpoint, req)?;
     let customer = customer_key_of!(req)?;
     let checksum = checksum::requested(
         given_of!(req.input),
