@@ -384,11 +384,14 @@ impl JobStore for SqliteJobStore {
         let token = fastrand::i64(..);
         let mut tx = self.pool.begin().await?;
         // Leases that expired first (their runs are gone), then pending tasks: only the
-        // second changes the counts.
+        // second changes the counts. Queries of a job's leased tasks name their index:
+        // without statistics SQLite walked the job's whole primary key instead, once per
+        // batch, which made a job of a million tasks quadratic.
         let mut rows: Vec<LeasedRow> = sqlx::query_as(
             "UPDATE tasks SET lease_owner = ?, lease_token = ?, lease_expires = ? \
              WHERE job_pk = ? AND seq IN ( \
-               SELECT seq FROM tasks WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
+               SELECT seq FROM tasks INDEXED BY tasks_by_state \
+               WHERE job_pk = ? AND state = 'leased' AND lease_expires < ? \
                ORDER BY seq LIMIT ?) \
              RETURNING seq, bucket, key, version_id, size, attempts, write_started, etag, \
              storage_class, encryption_status",
@@ -447,12 +450,15 @@ impl JobStore for SqliteJobStore {
         owner: &str,
         lease: Duration,
     ) -> Result<(), JobStoreError> {
-        sqlx::query("UPDATE tasks SET lease_expires = ? WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?")
-            .bind(now_ms() + lease.as_millis() as i64)
-            .bind(job.pk)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE tasks INDEXED BY tasks_by_state SET lease_expires = ? \
+             WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
+        )
+        .bind(now_ms() + lease.as_millis() as i64)
+        .bind(job.pk)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -698,8 +704,9 @@ impl JobStore for SqliteJobStore {
     async fn release_leases(&self, job: &Job, owner: &str) -> Result<u64, JobStoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_token = NULL, \
-             lease_expires = NULL WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
+            "UPDATE tasks INDEXED BY tasks_by_state SET state = 'pending', lease_owner = NULL, \
+             lease_token = NULL, lease_expires = NULL \
+             WHERE job_pk = ? AND state = 'leased' AND lease_owner = ?",
         )
         .bind(job.pk)
         .bind(owner)
@@ -724,7 +731,8 @@ impl JobStore for SqliteJobStore {
     /// Owners holding leases on a job's tasks.
     async fn lease_owners(&self, job: &Job) -> Result<Vec<String>, JobStoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT lease_owner FROM tasks WHERE job_pk = ? AND state = 'leased'",
+            "SELECT DISTINCT lease_owner FROM tasks INDEXED BY tasks_by_state \
+             WHERE job_pk = ? AND state = 'leased'",
         )
         .bind(job.pk)
         .fetch_all(&self.pool)
