@@ -852,18 +852,12 @@ mod tests {
         }
     }
 
-    /// A manifest sorted by key (as inventories are) is leased spread over its prefixes:
-    /// S3's request rates are per prefix.
-    #[tokio::test]
-    async fn a_batch_of_leases_spreads_over_prefixes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteJobStore::open(&dir.path().join("j.db").display().to_string())
+    /// A job store in `dir` with one SSE-S3 job of the CSV manifest `rows`.
+    async fn store_with_job(dir: &std::path::Path, rows: &str) -> (SqliteJobStore, Job) {
+        let store = SqliteJobStore::open(&dir.join("j.db").display().to_string())
             .await
             .unwrap();
-        let manifest = dir.path().join("list.csv");
-        let rows: String = (0..20)
-            .flat_map(|p| (0..200).map(move |i| format!("bkt,p{p:02}/k{i:04}\n")))
-            .collect();
+        let manifest = dir.join("list.csv");
         std::fs::write(&manifest, rows).unwrap();
         let new = NewJob {
             spec: JobSpec {
@@ -881,6 +875,18 @@ mod tests {
             manifest_location: String::new(),
         };
         let (job, _) = crate::job::create_job(&store, new, manifest).await.unwrap();
+        (store, job)
+    }
+
+    /// A manifest sorted by key (as inventories are) is leased spread over its prefixes:
+    /// S3's request rates are per prefix.
+    #[tokio::test]
+    async fn a_batch_of_leases_spreads_over_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: String = (0..20)
+            .flat_map(|p| (0..200).map(move |i| format!("bkt,p{p:02}/k{i:04}\n")))
+            .collect();
+        let (store, job) = store_with_job(dir.path(), &rows).await;
         let batch = store
             .lease_tasks(&job, "a", 64, Duration::from_secs(60))
             .await
@@ -897,28 +903,8 @@ mod tests {
     #[tokio::test]
     async fn the_counts_on_the_job_row_follow_every_change_of_the_tasks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteJobStore::open(&dir.path().join("j.db").display().to_string())
-            .await
-            .unwrap();
-        let manifest = dir.path().join("list.csv");
         let rows: String = (0..50).map(|i| format!("bkt,k{i}\n")).collect();
-        std::fs::write(&manifest, rows).unwrap();
-        let new = NewJob {
-            spec: JobSpec {
-                sse: SseSpec::SseS3,
-                source_sse_c: None,
-                bucket_key: false,
-                filter: Default::default(),
-                confirmation_required: false,
-                trust_inventory: false,
-                report: None,
-            },
-            target: None,
-            priority: 10,
-            description: String::new(),
-            manifest_location: String::new(),
-        };
-        let (job, _) = crate::job::create_job(&store, new, manifest).await.unwrap();
+        let (store, job) = store_with_job(dir.path(), &rows).await;
         let check = |what: &'static str| {
             let store = store.clone();
             let job = job.clone();
