@@ -283,8 +283,14 @@ run_tool() {
     "$requests" >> "$results"
   printf '   %-12s %-12s round %s: %8.2f s %8.0f copies/s  CPU %6.2f s  %s\n' "$tool" "$site" "$round" \
     "$wall" "$(echo "$objects / $wall" | bc -l)" "$cpu" "$requests" >&2
-  # s3s-fs keeps objects as files: drop the bucket once checked (moto keeps it in memory).
-  if [ "$server" = s3s-fs ]; then rm -rf "${work:?}/s3s-fs-root/$bucket"; fi
+  # s3s-fs keeps objects as files, and their metadata in files beside the buckets named
+  # after the bucket in base64: drop both once checked (moto keeps it all in memory).
+  if [ "$server" = s3s-fs ]; then
+    local root=$work/s3s-fs-root b64
+    b64=$(printf %s "$bucket" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+    rm -rf "${root:?}/$bucket"
+    find "$root" -maxdepth 1 -name ".bucket-$b64.*" -delete
+  fi
 }
 
 # --- the rounds --------------------------------------------------------------------------
