@@ -2,8 +2,10 @@
 """Helpers for benches/s3_peers.sh (boto3, from the project venv).
 
   kms-key  --endpoint URL                    create a KMS key (moto), print its id
-  create   --endpoint URL --bucket B --prefix P --count N --size S
-                                             make the bucket and N objects under P/
+  create   --endpoint URL --bucket B --prefix P --count N --size S [--inventory DIR]
+                                             make the bucket and N objects under P/ (and
+                                             an S3 Inventory of them in DIR: prints the
+                                             path of its manifest.json)
   check    --endpoint URL --bucket B --prefix P --count N --size S --since T [--kms KEY]
                                              after a timed run: the same keys and no
                                              others, every object written at or after T,
@@ -22,7 +24,10 @@ come from the environment the script sets.
 """
 
 import argparse
+import gzip
 import hashlib
+import json
+import os
 import random
 import re
 import statistics
@@ -30,6 +35,7 @@ import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 CONTENT_TYPE = "text/x-reseal-bench"
 
@@ -67,7 +73,7 @@ def cmd_create(a):
     s3.create_bucket(Bucket=a.bucket)
 
     def put(key):
-        s3.put_object(
+        return s3.put_object(
             Bucket=a.bucket,
             Key=key,
             Body=body(key, a.size),
@@ -76,8 +82,55 @@ def cmd_create(a):
         )
 
     with ThreadPoolExecutor(a.threads) as pool:
-        for _ in pool.map(put, keys(a.prefix, a.count)):
-            pass
+        put_answers = list(pool.map(put, keys(a.prefix, a.count)))
+    if a.inventory:
+        print(write_inventory(a, put_answers))
+
+
+# What S3 Inventory's EncryptionStatus says for a PutObject answer's ServerSideEncryption.
+ENCRYPTION_STATUS = {None: "NOT-SSE", "AES256": "SSE-S3", "aws:kms": "SSE-KMS", "aws:kms:dsse": "DSSE-KMS"}
+
+
+def write_inventory(a, put_answers):
+    """An S3 Inventory (CSV) of the objects just put, as S3 lays one out once copied to
+    disk: DIR/DATE/manifest.json and manifest.checksum, DIR/data/FILE.csv.gz. The ETags and
+    encryption are the ones the puts' answers gave. Returns the manifest's path."""
+    rows = ""
+    for key, put in zip(keys(a.prefix, a.count), put_answers):
+        fields = [a.bucket, quote(key, safe="/-_.~"), str(a.size), put["ETag"].strip('"'), "STANDARD"]
+        fields.append(ENCRYPTION_STATUS[put.get("ServerSideEncryption")])
+        rows += ",".join(f'"{f}"' for f in fields) + "\n"
+    data = gzip.compress(rows.encode())
+    now = datetime.now(timezone.utc)
+    date_dir = os.path.join(a.inventory, now.strftime("%Y-%m-%dT%H-%MZ"))
+    os.makedirs(os.path.join(a.inventory, "data"), exist_ok=True)
+    os.makedirs(date_dir, exist_ok=True)
+    with open(os.path.join(a.inventory, "data", "part0.csv.gz"), "wb") as f:
+        f.write(data)
+    manifest = json.dumps(
+        {
+            "sourceBucket": a.bucket,
+            "destinationBucket": "arn:aws:s3:::bench-inventory",
+            "version": "2016-11-30",
+            "creationTimestamp": str(int(now.timestamp() * 1000)),
+            "fileFormat": "CSV",
+            "fileSchema": "Bucket, Key, Size, ETag, StorageClass, EncryptionStatus",
+            "files": [
+                {
+                    "key": f"{a.bucket}/bench/data/part0.csv.gz",
+                    "size": len(data),
+                    "MD5checksum": hashlib.md5(data).hexdigest(),
+                }
+            ],
+        },
+        indent=2,
+    ).encode()
+    with open(os.path.join(date_dir, "manifest.checksum"), "w") as f:
+        f.write(hashlib.md5(manifest).hexdigest())
+    path = os.path.join(date_dir, "manifest.json")
+    with open(path, "wb") as f:
+        f.write(manifest)
+    return path
 
 
 def fail(msg):
@@ -221,6 +274,7 @@ def main():
         c.add_argument("--size", type=int, required=True)
         if name == "create":
             c.add_argument("--threads", type=int, default=32)
+            c.add_argument("--inventory", help="also write an S3 Inventory of the objects here")
         else:
             c.add_argument("--since", type=float, required=True, help="epoch seconds")
             c.add_argument("--kms", help="expect SSE-KMS with this key id")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-encrypting small objects IN PLACE to SSE-KMS over S3: reseal against s5cmd and awscli
 # (v1), each copying every object onto itself with SSE-KMS, in one run against the same
-# local server.
+# local server, reached directly or (DELAY_MS) with a fixed delay on every request.
 #
 # Measures, per tool and round: wall-clock seconds of the whole command (its listing
 # included), copies/s, the CPU time (user+sys) of the client process and CPU ms per copy,
@@ -22,32 +22,46 @@
 #           form: the same requests as a verified run (HEAD, copy, HEAD), one attempt
 #           each. RESEAL_FAST_FLAGS overrides the flags.
 #
+# DELAY_MS=N puts examples/delay_proxy.rs between the tools and the server: what a client
+# sends reaches the server N ms later (a one-way latency; answers come back at once), so
+# each request costs N ms more, as against S3 from a distance, and a tool's rate follows
+# the requests it keeps in flight and sends per object. The proxy runs on the same cores;
+# objects are created and checked past it. Results are then labelled `SERVER+Nms`.
+#
 # Every round gives each tool a fresh bucket of new objects (created before the clock
 # starts; tools take turns in a rotating order). After each timed run the script checks
 # that the bucket holds the same keys and no others, that every object was rewritten
 # after the run started (LastModified), and that a sample kept its bytes, user metadata
 # and content type (and, on moto, is SSE-KMS with the key); it stops on any failure.
 #
-# Requests per object, as counted: reseal HEAD, CopyObject (If-Match the ETag seen), HEAD
-# (its check); s5cmd CopyObject; aws CopyObject, plus a HEAD first where the listing gives
-# no ETag (s3s-fs's does not). Each also lists, 1 request per 1,000 objects.
+# Requests per object, as counted: reseal HEAD, CopyObject (If-Match the ETag seen), and a
+# HEAD after only where the copy's answer names no encryption (s3s-fs's: --no-verify there
+# instead); reseal-trust CopyObject (If-Match the inventory's ETag) alone; s5cmd
+# CopyObject; aws CopyObject, plus a HEAD first where the listing gives no ETag (s3s-fs's
+# does not). Each but reseal-trust also lists, 1 request per 1,000 objects.
 #
 # Tools as run (defaults otherwise):
-#   reseal  target/release/reseal --db DB run --from-listing s3://B/data/ --sse sse-kms:KEY
-#             --endpoint-url URL --concurrency N      (N from RESEAL_CONCURRENCY)
-#   s5cmd   s5cmd --log error --endpoint-url URL cp --sse aws:kms --sse-kms-key-id KEY
-#             --metadata-directive COPY 's3://B/data/*' s3://B/data/   (256 workers)
-#   aws     aws --endpoint-url URL s3 cp s3://B/data/ s3://B/data/ --recursive
-#             --sse aws:kms --sse-kms-key-id KEY --only-show-errors  (10 requests at once)
+#   reseal        target/release/reseal --db DB run --from-listing s3://B/data/
+#                   --sse sse-kms:KEY --endpoint-url URL [--concurrency N]
+#                   (one tool per word of RESEAL_CONCURRENCY: N, or `default` for none)
+#   reseal-trust  target/release/reseal --db DB run --manifest INV/DATE/manifest.json
+#                   --trust-inventory --sse sse-kms:KEY --endpoint-url URL
+#                   (INV: an S3 Inventory of the bucket, written from the puts' answers)
+#   s5cmd         s5cmd --log error --endpoint-url URL cp --sse aws:kms --sse-kms-key-id KEY
+#                   --metadata-directive COPY 's3://B/data/*' s3://B/data/   (256 workers)
+#   aws           aws --endpoint-url URL s3 cp s3://B/data/ s3://B/data/ --recursive
+#                   --sse aws:kms --sse-kms-key-id KEY --only-show-errors (10 requests at once)
 #
 # Usage:
 #   benches/s3_peers.sh                                  # full run: 3 rounds, both servers
+#   DELAY_MS=20 SERVERS=s3s-fs benches/s3_peers.sh       # 20 ms more on every request
 #   ROUNDS=1 OBJECTS_MOTO=200 OBJECTS_FAST=200 benches/s3_peers.sh     # quick check
 #   SERVERS=moto OBJECTS_MOTO=500 ROUNDS=1 benches/s3_peers.sh
 # Settings (environment):
 #   ROUNDS=3  OBJECTS_MOTO=2000  OBJECTS_FAST=20000 (s3s-fs)  OBJECT_SIZE=4096 (bytes)
-#   SERVERS="moto s3s-fs"  RESEAL_CONCURRENCY="16 64"  TOOLS="reseal s5cmd aws"
-#   SAMPLE=100 (objects read back per check)  RESEAL_FAST_FLAGS (reseal's extra flags on s3s-fs)
+#   SERVERS="moto s3s-fs"  DELAY_MS=0  TOOLS="reseal reseal-trust s5cmd aws"
+#   RESEAL_CONCURRENCY=default  SAMPLE=100 (objects read back per check)
+#   RESEAL_FAST_FLAGS (reseal's extra flags on s3s-fs)
 #   COUNT_FAST_REQUESTS=1: count requests on s3s-fs too, from its debug log (about 25 log
 #     lines a request: its timings are then not representative)
 #
@@ -62,9 +76,10 @@ OBJECTS_MOTO=${OBJECTS_MOTO:-2000}
 OBJECTS_FAST=${OBJECTS_FAST:-20000}
 OBJECT_SIZE=${OBJECT_SIZE:-4096}
 SERVERS=${SERVERS:-moto s3s-fs}
-RESEAL_CONCURRENCY=${RESEAL_CONCURRENCY:-16 64}
-TOOLS=${TOOLS:-reseal s5cmd aws}
+RESEAL_CONCURRENCY=${RESEAL_CONCURRENCY:-default}
+TOOLS=${TOOLS:-reseal reseal-trust s5cmd aws}
 SAMPLE=${SAMPLE:-100}
+DELAY_MS=${DELAY_MS:-0}
 
 die() { echo "s3_peers: $*" >&2; exit 1; }
 log() { echo "-- $*" >&2; }
@@ -92,6 +107,8 @@ if [[ " $SERVERS " == *" s3s-fs "* ]] && [ ! -x "$s3s_fs" ]; then
 fi
 cargo build --release --quiet
 reseal=${CARGO_TARGET_DIR:-target}/release/reseal
+if [ "$DELAY_MS" != 0 ]; then cargo build --release --quiet --example delay_proxy; fi
+delay_proxy=${CARGO_TARGET_DIR:-target}/release/examples/delay_proxy
 
 work=bench-data/s3_peers/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$work"
@@ -107,13 +124,14 @@ touch "$AWS_CONFIG_FILE" "$AWS_SHARED_CREDENTIALS_FILE"
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 S3_ENDPOINT_URL
 
 # --- servers -----------------------------------------------------------------------------
-server_pid=""
+# The server and, with DELAY_MS, the proxy in front of it.
+server_pids=()
 stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
+  for pid in "${server_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  server_pids=()
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM
@@ -122,27 +140,30 @@ free_port() {
   $py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# wait_port PORT LOG: until PORT takes connections, while the process started last runs.
 wait_port() {
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$server_pid" 2>/dev/null || die "the server exited; see $server_log"
+    kill -0 "${server_pids[-1]}" 2>/dev/null || die "$(basename "$2" .log) exited; see $2"
     sleep 0.1
   done
-  die "nothing listens on port $1 after 10 s; see $server_log"
+  die "nothing listens on port $1 after 10 s; see $2"
 }
 
-# Sets url, server_log, kms_key and check_kms (the key the check expects, moto only).
+# Sets site (the server's label in the results), url (where the tools go: the proxy with
+# DELAY_MS), direct_url (the server itself: objects are created and checked there),
+# server_log, kms_key and check_kms (the key the check expects, moto only).
 start_server() {
   local port
   port=$(free_port)
-  url=http://127.0.0.1:$port
+  direct_url=http://127.0.0.1:$port
   server_log=$work/$1.log
   case $1 in
     moto)
       .venv/bin/moto_server -H 127.0.0.1 -p "$port" > "$server_log" 2>&1 &
-      server_pid=$!
-      wait_port "$port"
-      kms_key=$($py benches/s3_objects.py kms-key --endpoint "$url")
+      server_pids+=($!)
+      wait_port "$port" "$server_log"
+      kms_key=$($py benches/s3_objects.py kms-key --endpoint "$direct_url")
       check_kms=$kms_key
       ;;
     s3s-fs)
@@ -150,14 +171,28 @@ start_server() {
       RUST_LOG=$([ "${COUNT_FAST_REQUESTS:-0}" = 1 ] && echo s3s::ops=debug || echo warn) "$s3s_fs" --host 127.0.0.1 --port "$port" \
         --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" \
         "$work/s3s-fs-root" > "$server_log" 2>&1 &
-      server_pid=$!
-      wait_port "$port"
+      server_pids+=($!)
+      wait_port "$port" "$server_log"
       kms_key=bench-key-s3s-fs-ignores-it
       check_kms=""
       ;;
     *) die "unknown server $1 (moto, s3s-fs)" ;;
   esac
-  log "$1 at $url (pid $server_pid)"
+  site=$1 url=$direct_url
+  if [ "$DELAY_MS" != 0 ]; then
+    local proxy_log=$work/delay_proxy-$1.log
+    "$delay_proxy" --upstream "127.0.0.1:$port" --delay-ms "$DELAY_MS" > "$proxy_log.port" 2> "$proxy_log" &
+    server_pids+=($!)
+    for _ in $(seq 100); do
+      [ "$(wc -l < "$proxy_log.port")" -ge 1 ] && break
+      kill -0 "${server_pids[-1]}" 2>/dev/null || die "delay_proxy exited; see $proxy_log"
+      sleep 0.1
+    done
+    url=http://127.0.0.1:$(head -n 1 "$proxy_log.port")
+    wait_port "${url##*:}" "$proxy_log"
+    site=$1+${DELAY_MS}ms
+  fi
+  log "$site at $url (pids ${server_pids[*]})"
 }
 
 # reseal's extra flags where the server reports no encryption (see the header).
@@ -174,18 +209,26 @@ reseal_flags_for() {
 }
 
 # --- one timed run -----------------------------------------------------------------------
-# run_tool SERVER TOOL ROUND: fresh bucket and objects, the timed command, the checks, one
-# line of results.
+# run_tool SERVER TOOL ROUND OBJECTS: fresh bucket and objects, the timed command, the
+# checks, one line of results.
 run_tool() {
   local server=$1 tool=$2 round=$3 objects=$4
-  local bucket=bench-r$round-$tool prefix=data tag=$work/$server-r$round-$tool
-  $py benches/s3_objects.py create --endpoint "$url" --bucket "$bucket" --prefix "$prefix" \
-    --count "$objects" --size "$OBJECT_SIZE"
+  local bucket=bench-r$round-$tool prefix=data tag=$work/$server-r$round-$tool inventory=()
+  if [ "$tool" = reseal-trust ]; then inventory=(--inventory "$tag.inventory"); fi
+  local manifest
+  manifest=$($py benches/s3_objects.py create --endpoint "$direct_url" --bucket "$bucket" \
+    --prefix "$prefix" --count "$objects" --size "$OBJECT_SIZE" "${inventory[@]}")
   local cmd
   case $tool in
-    reseal-c*)
-      cmd=("$reseal" --db "$tag.db" run --from-listing "s3://$bucket/$prefix/"
-        --sse "sse-kms:$kms_key" --endpoint-url "$url" --concurrency "${tool#reseal-c}")
+    reseal*)
+      cmd=("$reseal" --db "$tag.db" run)
+      if [ "$tool" = reseal-trust ]; then
+        cmd+=(--manifest "$manifest" --trust-inventory)
+      else
+        cmd+=(--from-listing "s3://$bucket/$prefix/")
+      fi
+      cmd+=(--sse "sse-kms:$kms_key" --endpoint-url "$url")
+      if [[ $tool == reseal-c* ]]; then cmd+=(--concurrency "${tool#reseal-c}"); fi
       # shellcheck disable=SC2207 # flags are words
       cmd+=($(reseal_flags_for "$server"))
       # A warning line per failed task would be that mode's cost, not reseal's.
@@ -210,7 +253,7 @@ run_tool() {
   start=$(date +%s.%N)
   /usr/bin/time -f '%U %S' -o "$tag.time" "${cmd[@]}" > "$tag.out" 2>&1 || rc=$?
   end=$(date +%s.%N)
-  if [[ $tool == reseal-c* ]]; then
+  if [[ $tool == reseal* ]]; then
     # Every task done, or (the s3s-fs mode without --no-verify) every task failed only
     # at its verification, after the copy: exit 1.
     local tasks expect="succeeded - $objects" want_rc=0
@@ -222,35 +265,45 @@ run_tool() {
       { cat "$tag.out" >&2; die "reseal exited $rc with tasks '$tasks' (expected '$expect', exit $want_rc): ${cmd[*]}"; }
   elif [ "$rc" != 0 ]; then
     cat "$tag.out" >&2
-    die "$tool exited $rc on $server round $round: ${cmd[*]}"
+    die "$tool exited $rc on $site round $round: ${cmd[*]}"
   fi
   local requests=-
   if [ "$server" = moto ] || [ "${COUNT_FAST_REQUESTS:-0}" = 1 ]; then
     requests=$($py benches/s3_objects.py requests --log "$server_log" --skip "$log_lines" --objects "$objects")
   fi
-  $py benches/s3_objects.py check --endpoint "$url" --bucket "$bucket" --prefix "$prefix" \
+  $py benches/s3_objects.py check --endpoint "$direct_url" --bucket "$bucket" --prefix "$prefix" \
     --count "$objects" --size "$OBJECT_SIZE" --since "$since" --sample "$SAMPLE" \
     ${check_kms:+--kms "$check_kms"} > "$tag.check" ||
-    die "$tool on $server round $round failed the check above (its output: $tag.out)"
+    die "$tool on $site round $round failed the check above (its output: $tag.out)"
   local wall cpu
   wall=$(echo "$end - $start" | bc)
   # (time writes "Command exited with non-zero status" above its line when it did)
   cpu=$(tail -n 1 "$tag.time" | awk '{print $1 + $2}')
-  printf '%s\t%s\t%s\t%s\t%.3f\t%.2f\t%s\n' "$server" "$tool" "$round" "$objects" "$wall" "$cpu" \
+  printf '%s\t%s\t%s\t%s\t%.3f\t%.2f\t%s\n' "$site" "$tool" "$round" "$objects" "$wall" "$cpu" \
     "$requests" >> "$results"
-  printf '   %-12s %-7s round %s: %8.2f s %8.0f copies/s  CPU %6.2f s  %s\n' "$tool" "$server" "$round" \
+  printf '   %-12s %-12s round %s: %8.2f s %8.0f copies/s  CPU %6.2f s  %s\n' "$tool" "$site" "$round" \
     "$wall" "$(echo "$objects / $wall" | bc -l)" "$cpu" "$requests" >&2
-  # s3s-fs keeps objects as files: drop the bucket once checked (moto keeps it in memory).
-  if [ "$server" = s3s-fs ]; then rm -rf "${work:?}/s3s-fs-root/$bucket"; fi
+  # s3s-fs keeps objects as files, and their metadata in files beside the buckets named
+  # after the bucket in base64: drop both once checked (moto keeps it all in memory).
+  if [ "$server" = s3s-fs ]; then
+    local root=$work/s3s-fs-root b64
+    b64=$(printf %s "$bucket" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+    rm -rf "${root:?}/$bucket"
+    find "$root" -maxdepth 1 -name ".bucket-$b64.*" -delete
+  fi
 }
 
 # --- the rounds --------------------------------------------------------------------------
 tools=()
 for t in $TOOLS; do
   case $t in
-    reseal) for c in $RESEAL_CONCURRENCY; do tools+=("reseal-c$c"); done ;;
-    s5cmd | aws) tools+=("$t") ;;
-    *) die "unknown tool $t (reseal, s5cmd, aws)" ;;
+    reseal)
+      for c in $RESEAL_CONCURRENCY; do
+        if [ "$c" = default ]; then tools+=(reseal); else tools+=("reseal-c$c"); fi
+      done
+      ;;
+    reseal-trust | s5cmd | aws) tools+=("$t") ;;
+    *) die "unknown tool $t (reseal, reseal-trust, s5cmd, aws)" ;;
   esac
 done
 
@@ -264,7 +317,8 @@ for server in $SERVERS; do
   esac
   start_server "$server"
   extra=$(reseal_flags_for "$server")
-  echo "  $server: $objects objects per tool per round${extra:+; reseal with $extra}"
+  echo "  $site: $objects objects per tool per round${extra:+; reseal with $extra}"
+  if [ "$DELAY_MS" != 0 ]; then echo "    (behind delay_proxy: every request reaches the server $DELAY_MS ms late)"; fi
   if [ "$server" = s3s-fs ] && [ "${COUNT_FAST_REQUESTS:-0}" = 1 ]; then
     echo "    (requests counted from s3s-fs's debug log: timings slowed by it)"
   fi
