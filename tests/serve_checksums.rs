@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use common::s3::{S3Server, Ssec, WithSourceSsec, WithSsec, client_with_sdk_checksums, rt};
-use common::serve::{assert_refused, aws, aws_ok, aws_with, body};
+use common::serve::{assert_refused, aws, aws_ok, aws_with, body, tls_server};
 use sha2::Digest as _;
 
 const MIB: usize = 1024 * 1024;
@@ -545,31 +545,7 @@ fn the_aws_cli_stores_checks_and_reads_checksums() {
 #[test]
 fn a_checksum_in_a_trailer_is_checked_and_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(made.success());
-    let server = S3Server::reseal_serve_with(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (server, cert) = tls_server(dir.path(), "127.0.0.1");
     let ca = [("AWS_CA_BUNDLE", cert.to_str().unwrap())];
     let cli = |args: &[&str]| aws_with(&server.endpoint, &ca, args);
     let file = dir.path().join("f");

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BlockedEncryptionTypes, CompletedMultipartUpload, CompletedPart, EncryptionType,
@@ -16,7 +14,7 @@ use aws_sdk_s3::types::{
 use common::Env;
 use common::s3::{REGION, S3Server, Ssec, WithSsec, rt};
 use common::s3_fixture::{Fixture, report_rows, run_listing};
-use common::serve::{assert_refused, aws, aws_ok, aws_with};
+use common::serve::{assert_refused, aws, aws_ok, aws_with, tls_server};
 
 fn statement(condition: &str) -> String {
     format!(
@@ -466,33 +464,7 @@ fn the_aws_cli_sets_policies_and_is_held_to_them() {
     drop(server);
 
     // Over TLS, a policy that denies insecure transport lets writes in.
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(made.success());
-    let server = S3Server::reseal_serve_with(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (server, cert) = tls_server(dir.path(), "127.0.0.1");
     let ca = [("AWS_CA_BUNDLE", cert.to_str().unwrap())];
     let cli = |args: &[&str]| {
         let out = aws_with(&server.endpoint, &ca, args);

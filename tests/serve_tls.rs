@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use aws_sdk_s3::primitives::ByteStream;
 use common::s3::{S3Server, Ssec, WithSsec, client_for, rt};
-use common::serve::{assert_refused, aws_with};
+use common::serve::{assert_refused, aws_with, tls_server};
 
 /// An address of this machine that is not loopback (the one a default route would use).
 fn outside_address() -> std::net::IpAddr {
@@ -41,39 +39,7 @@ fn sse_c_needs_tls_off_loopback_and_works_over_tls() {
 
     // TLS with a self-signed certificate: SSE-C accepted (curl trusts the certificate).
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", &format!("subjectAltName=IP:{ip},IP:127.0.0.1")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(made.success());
-    let server = S3Server::reseal_serve_with(&[
-        "--addr",
-        &format!("{ip}:0"),
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (server, cert) = tls_server(dir.path(), &ip.to_string());
     assert!(
         server.endpoint.starts_with("https://"),
         "{}",

@@ -2,10 +2,11 @@
 //! ([`S3Server::reseal_serve`](super::s3::S3Server::reseal_serve)): refusals read from the
 //! SDK's errors, bodies, and the AWS CLI and curl as clients.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::repo_path;
-use super::s3::{ACCESS_KEY, REGION, SECRET_KEY, aws_env};
+use super::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY, aws_env};
 
 // The macros are unused in the test binaries that are not about `reseal serve`, as
 // the functions of `common` are (which mod.rs allows as dead code).
@@ -101,4 +102,34 @@ pub fn curl_signed(args: &[&str]) -> Command {
         .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
         .args(args);
     cmd
+}
+
+/// `reseal serve` over TLS on `ip` with a self-signed certificate (for `ip` and
+/// 127.0.0.1) made in `dir` by openssl; the certificate's path comes back for clients to
+/// trust.
+pub fn tls_server(dir: &Path, ip: &str) -> (S3Server, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg(format!("subjectAltName=IP:{ip},IP:127.0.0.1"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(made.success());
+    let server = S3Server::reseal_serve_with(&[
+        "--addr",
+        &format!("{ip}:0"),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    (server, cert)
 }
