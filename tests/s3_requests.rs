@@ -27,17 +27,33 @@ fn per_key(proxy: &Proxy, bucket: &str) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// A new bucket with `plain` objects that need work (`needs work/N`, no SSE) and
+/// `compliant` ones (`compliant/N`, SSE-S3); their keys.
+fn plain_and_compliant(
+    f: &Fixture,
+    bucket: &str,
+    plain: usize,
+    compliant: usize,
+) -> (Vec<String>, Vec<String>) {
+    f.bucket(bucket);
+    let keys = |prefix: &str, n: usize, mode: Mode| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let key = format!("{prefix}/{i}");
+                f.put(bucket, &key, b"bytes", mode, "");
+                key
+            })
+            .collect()
+    };
+    (
+        keys("needs work", plain, Mode::NotSse),
+        keys("compliant", compliant, Mode::SseS3),
+    )
+}
+
 fn requests_per_object(f: &Fixture) {
     let bucket = "counted";
-    f.bucket(bucket);
-    let plain: Vec<String> = (0..6).map(|i| format!("needs work/{i}")).collect();
-    let done: Vec<String> = (0..4).map(|i| format!("compliant/{i}")).collect();
-    for k in &plain {
-        f.put(bucket, k, b"bytes", Mode::NotSse, "");
-    }
-    for k in &done {
-        f.put(bucket, k, b"bytes", Mode::SseS3, "");
-    }
+    let (plain, done) = plain_and_compliant(f, bucket, 6, 4);
     let env = Env::new();
     let rows: String = plain
         .iter()
@@ -100,15 +116,7 @@ fn serve_requests_per_object() {
 /// after its guarded copy is refused (where the server checks the guard).
 fn trusted_inventory(f: &Fixture) {
     let bucket = "trusted";
-    f.bucket(bucket);
-    let plain: Vec<String> = (0..5).map(|i| format!("needs work/{i}")).collect();
-    let done: Vec<String> = (0..3).map(|i| format!("compliant/{i}")).collect();
-    for k in &plain {
-        f.put(bucket, k, b"bytes", Mode::NotSse, "");
-    }
-    for k in &done {
-        f.put(bucket, k, b"bytes", Mode::SseS3, "");
-    }
+    let (plain, done) = plain_and_compliant(f, bucket, 5, 3);
     let (want, listed_done) = if f.server.caps.default_sse {
         ("sse-kms", "NOT-SSE")
     } else {
