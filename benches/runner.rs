@@ -120,7 +120,9 @@ fn main() {
         for i in (0..count).step_by((count / 16).max(1)) {
             let key = format!("data/{i:06}.bin");
             let mut out = Vec::new();
-            let meta = store.get("bench", &key, None, None, &mut out).unwrap();
+            let meta = store
+                .get("bench", &key, None, None, None, &mut out)
+                .unwrap();
             assert_eq!(meta.sse.mode(), reseal::sse::SseMode::SseKms);
             assert_eq!(out, body);
         }

@@ -201,7 +201,7 @@ fn verify(
         let key = key_of(i);
         let mut body = Vec::with_capacity(size);
         let meta = store
-            .get(bucket, &key, None, None, &mut body)
+            .get(bucket, &key, None, None, None, &mut body)
             .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e}"));
         assert!(
             body == content(i, size),

@@ -95,6 +95,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
             bucket: BUCKET.into(),
             key: sample.clone(),
             output: Output::Table,
+            version_id: None,
         },
     )?;
 
@@ -169,6 +170,7 @@ pub async fn run(dir: &Path, objects: usize) -> CliResult {
             bucket: BUCKET.into(),
             key: sample,
             output: Output::Table,
+            version_id: None,
         },
     )?;
     eprintln!(

@@ -13,8 +13,8 @@ use super::{CliError, CliResult};
 use crate::crypto::{CustomerKey, MasterKey};
 use crate::sse::{CustomerKeySource, SseSpec};
 use crate::store::{
-    DefaultEncryption, Encryption, ObjectMeta, PutOptions, Reencrypt, ReencryptMethod, SseState,
-    Store, StoreError,
+    DefaultEncryption, Deleted, Encryption, ObjectMeta, PutOptions, Reencrypt, ReencryptMethod,
+    SseState, Store, StoreError, VersionEntry, Versioning,
 };
 use crate::time::format_time;
 
@@ -69,6 +69,9 @@ pub enum StoreCommand {
         /// Write here (atomically, once the object has been read whole) instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Read this version (an id from `ls --versions`, or null) instead of the current one.
+        #[arg(long, value_name = "ID")]
+        version_id: Option<String>,
     },
     /// Show an object's size, ETag, encryption, metadata, tags and times.
     Head {
@@ -76,6 +79,9 @@ pub enum StoreCommand {
         key: String,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+        /// Show this version instead of the current one.
+        #[arg(long, value_name = "ID")]
+        version_id: Option<String>,
     },
     /// List buckets, or the objects of a bucket.
     Ls {
@@ -84,9 +90,25 @@ pub enum StoreCommand {
         prefix: String,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+        /// Every version of each key, delete markers included, the latest first.
+        #[arg(long)]
+        versions: bool,
     },
-    /// Delete an object.
-    Rm { bucket: String, key: String },
+    /// Delete an object: in a versioned bucket, a delete marker hides it and its versions
+    /// stay; with --version-id, that version is removed for good.
+    Rm {
+        bucket: String,
+        key: String,
+        #[arg(long, value_name = "ID")]
+        version_id: Option<String>,
+    },
+    /// Show a bucket's versioning, or turn it on or suspend it (it cannot be turned off
+    /// once on, as on S3).
+    Versioning {
+        bucket: String,
+        #[arg(value_enum)]
+        status: Option<VersioningStatus>,
+    },
     /// Re-encrypt one object in place with a new encryption.
     Reencrypt {
         bucket: String,
@@ -105,6 +127,13 @@ pub enum StoreCommand {
         #[arg(long)]
         fast: bool,
     },
+}
+
+/// What `store versioning` can set.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
 }
 
 impl From<StoreError> for CliError {
@@ -205,15 +234,17 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
             range,
             sse_c,
             output,
+            version_id,
         } => {
             let store = open(args)?;
+            let version = version_id.as_deref();
             let customer = sse_c
                 .map(|s| load_customer_key("--sse-c", &s))
                 .transpose()?;
             let range = match range {
                 None => None,
                 Some(r) => {
-                    let size = store.head(&bucket, &key)?.size;
+                    let size = store.find(&bucket, &key, version)?.size;
                     Some(parse_range(&r, size)?)
                 }
             };
@@ -221,7 +252,7 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
                 None => {
                     let stdout = std::io::stdout();
                     let mut out = std::io::BufWriter::new(stdout.lock());
-                    store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                    store.get(&bucket, &key, version, range, customer.as_ref(), &mut out)?;
                     match out.flush() {
                         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                             return Err(CliError::failed(format!("stdout: {e}")));
@@ -237,7 +268,7 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
                         .open(&path)
                         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
                     let mut out = std::io::BufWriter::new(file);
-                    store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                    store.get(&bucket, &key, version, range, customer.as_ref(), &mut out)?;
                     out.flush()
                         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
                 }
@@ -249,7 +280,7 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
                     let mut tmp = tempfile_in(dir)?;
                     {
                         let mut out = std::io::BufWriter::new(tmp.file());
-                        store.get(&bucket, &key, range, customer.as_ref(), &mut out)?;
+                        store.get(&bucket, &key, version, range, customer.as_ref(), &mut out)?;
                         out.flush()
                             .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
                     }
@@ -263,20 +294,24 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
             bucket,
             key,
             output,
+            version_id,
         } => {
-            let meta = open(args)?.head(&bucket, &key)?;
+            let meta = open(args)?.find(&bucket, &key, version_id.as_deref())?;
             let view = ObjectView::from(&meta);
             match output {
                 Output::Json => print_json(&view),
                 Output::Table => {
-                    let mut text = format!(
-                        "Key           {}\nSize          {} ({})\nETag          \"{}\"\nEncryption    {}\n",
-                        view.key,
+                    let mut text = format!("Key           {}\n", view.key);
+                    if let Some(v) = &view.version_id {
+                        text.push_str(&format!("Version       {v}\n"));
+                    }
+                    text.push_str(&format!(
+                        "Size          {} ({})\nETag          \"{}\"\nEncryption    {}\n",
                         view.size,
                         human_bytes(view.size),
                         view.etag,
                         view.encryption
-                    );
+                    ));
                     if let Some(k) = &view.kms_key_id {
                         text.push_str(&format!("KMS key       {k}\n"));
                     }
@@ -307,6 +342,7 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
             bucket,
             prefix,
             output,
+            versions,
         } => {
             let store = open(args)?;
             match bucket {
@@ -318,6 +354,33 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
                             &buckets
                                 .iter()
                                 .map(|b| format!("{}  {}\n", format_time(b.created), b.name))
+                                .collect::<String>(),
+                        ),
+                    }
+                }
+                Some(bucket) if versions => {
+                    let entries = store.list_versions(&bucket, &prefix)?;
+                    let views: Vec<VersionView> = entries.iter().map(VersionView::from).collect();
+                    match output {
+                        Output::Json => print_json(&views),
+                        Output::Table => emit(
+                            &views
+                                .iter()
+                                .map(|v| {
+                                    format!(
+                                        "{}  {:>12}  {:<8}  {:<32}  {:<6}  {}\n",
+                                        v.object.modified,
+                                        v.object.size,
+                                        if v.delete_marker {
+                                            "MARKER"
+                                        } else {
+                                            v.object.encryption.as_str()
+                                        },
+                                        v.object.version_id.as_deref().unwrap_or("null"),
+                                        if v.is_latest { "latest" } else { "" },
+                                        v.object.key
+                                    )
+                                })
                                 .collect::<String>(),
                         ),
                     }
@@ -342,10 +405,47 @@ pub fn run(args: &StoreArgs, command: StoreCommand) -> CliResult {
                 }
             }
         }
-        StoreCommand::Rm { bucket, key } => {
-            open(args)?.delete(&bucket, &key)?;
-            eprintln!("deleted {bucket}/{key}");
+        StoreCommand::Rm {
+            bucket,
+            key,
+            version_id,
+        } => {
+            let store = open(args)?;
+            match version_id {
+                Some(v) => {
+                    let done = store.delete_version(&bucket, &key, &v)?;
+                    let what = if done.delete_marker {
+                        "delete marker"
+                    } else {
+                        "version"
+                    };
+                    eprintln!("deleted {what} {v} of {bucket}/{key}");
+                }
+                None => match store.delete(&bucket, &key)? {
+                    Deleted {
+                        delete_marker: true,
+                        version_id,
+                    } => eprintln!(
+                        "deleted {bucket}/{key}: delete marker {} (its versions are kept)",
+                        version_id.as_deref().unwrap_or("null")
+                    ),
+                    _ => eprintln!("deleted {bucket}/{key}"),
+                },
+            }
             Ok(())
+        }
+        StoreCommand::Versioning { bucket, status } => {
+            let store = open(args)?;
+            let info = match status {
+                None => store.bucket(&bucket)?,
+                Some(VersioningStatus::Enabled) => {
+                    store.set_versioning(&bucket, Versioning::Enabled)?
+                }
+                Some(VersioningStatus::Suspended) => {
+                    store.set_versioning(&bucket, Versioning::Suspended)?
+                }
+            };
+            emit(&format!("{bucket}: versioning {:?}\n", info.versioning))
         }
         StoreCommand::Reencrypt {
             bucket,
@@ -411,6 +511,28 @@ pub struct ObjectView {
     pub tags: BTreeMap<String, String>,
     pub created: String,
     pub modified: String,
+    /// `None`: the null version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// One entry of `ls --versions`.
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    #[serde(flatten)]
+    pub object: ObjectView,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
+impl From<&VersionEntry> for VersionView {
+    fn from(v: &VersionEntry) -> Self {
+        VersionView {
+            object: ObjectView::from(&v.meta),
+            is_latest: v.is_latest,
+            delete_marker: v.meta.delete_marker,
+        }
+    }
 }
 
 impl From<&ObjectMeta> for ObjectView {
@@ -418,6 +540,7 @@ impl From<&ObjectMeta> for ObjectView {
         ObjectView {
             bucket: m.bucket.clone(),
             key: m.key.clone(),
+            version_id: m.version_id.clone(),
             size: m.size,
             etag: m.etag.clone(),
             encryption: m.sse.mode().to_string(),

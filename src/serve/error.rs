@@ -39,6 +39,32 @@ pub fn from_store(e: StoreError) -> S3Error {
         StoreError::InvalidBucketName(_) => error(C::InvalidBucketName, message),
         StoreError::InvalidKey(_) => error(C::KeyTooLongError, message),
         StoreError::NoSuchKey { .. } => error(C::NoSuchKey, message),
+        StoreError::NoSuchVersion { .. } => {
+            error(C::NoSuchVersion, "The specified version does not exist.")
+        }
+        StoreError::InvalidVersionId { .. } => {
+            error(C::InvalidArgument, "Invalid version id specified")
+        }
+        StoreError::DeleteMarker { version, .. } => {
+            // As S3 answers: 405, saying that the version is a delete marker.
+            let mut e = error(
+                C::MethodNotAllowed,
+                "The specified method is not allowed against this resource.",
+            );
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-amz-delete-marker",
+                http::HeaderValue::from_static("true"),
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&version) {
+                headers.insert("x-amz-version-id", v);
+            }
+            e.set_headers(headers);
+            e
+        }
+        StoreError::VersioningCannotBeDisabled(_) => {
+            error(C::IllegalVersioningConfigurationException, message)
+        }
         StoreError::PreconditionFailed { .. } => error(
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold",

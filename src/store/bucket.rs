@@ -1,5 +1,5 @@
 //! Buckets: their folders, their settings file (`bucket.json`: creation time, default
-//! encryption, whether SSE-C writes are blocked, and the bucket policy's text) and the lock
+//! encryption, whether SSE-C writes are blocked, versioning, and the bucket policy's text) and the lock
 //! a write holds while it checks and commits. A bucket name is checked before it becomes a
 //! path. Must not touch objects' metadata or data beyond asking whether a bucket is empty,
 //! nor keys; keeps a bucket policy without reading it (`reseal serve` owns its language).
@@ -44,6 +44,30 @@ impl DefaultEncryption {
     }
 }
 
+/// A bucket's versioning status, as S3 has it: off until it is first enabled, then enabled
+/// or suspended, never off again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Never enabled: a write replaces the object, a delete removes it.
+    #[default]
+    Unversioned,
+    /// Every write makes a new version with its own id; a delete leaves a delete marker.
+    Enabled,
+    /// Writes make (and replace) the `null` version; older versions are kept.
+    Suspended,
+}
+
+impl Versioning {
+    fn is_unversioned(&self) -> bool {
+        *self == Versioning::Unversioned
+    }
+
+    /// Whether the bucket keeps a key's older versions.
+    pub fn keeps_versions(self) -> bool {
+        self != Versioning::Unversioned
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketInfo {
     pub name: String,
@@ -54,6 +78,9 @@ pub struct BucketInfo {
     /// ([`StoreError::EncryptionTypeBlocked`]); SSE-C objects already there stay readable.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sse_c_blocked: bool,
+    /// Whether the bucket keeps versions (S3's versioning status).
+    #[serde(default, skip_serializing_if = "Versioning::is_unversioned")]
+    pub versioning: Versioning,
     /// The bucket policy, as it was given; checked and enforced by whoever serves the
     /// bucket over S3, kept here so that it lives and dies with the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +124,7 @@ impl Store {
             created: crate::time::now_ms(),
             default_encryption: default.unwrap_or(DefaultEncryption::SseS3),
             sse_c_blocked: false,
+            versioning: Versioning::Unversioned,
             policy: None,
         };
         self.write_bucket_info(&info)?;
@@ -140,6 +168,14 @@ impl Store {
         })
     }
 
+    /// Turns versioning on or suspends it; it cannot be turned off once on.
+    pub fn set_versioning(&self, name: &str, versioning: Versioning) -> Result<BucketInfo> {
+        if versioning == Versioning::Unversioned {
+            return Err(StoreError::VersioningCannotBeDisabled(name.to_owned()));
+        }
+        self.update_bucket(name, |info| info.versioning = versioning)
+    }
+
     /// Keeps `policy` (or none) as the bucket's policy, replacing the one it had.
     pub fn set_bucket_policy(&self, name: &str, policy: Option<String>) -> Result<BucketInfo> {
         self.update_bucket(name, |info| info.policy = policy)
@@ -172,7 +208,7 @@ impl Store {
 
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         self.bucket(name)?;
-        if !self.list(name, "")?.is_empty() {
+        if !self.list_versions(name, "")?.is_empty() {
             return Err(StoreError::BucketNotEmpty(name.to_owned()));
         }
         let dir = self.bucket_dir(name);

@@ -43,13 +43,18 @@ impl Store {
             website_redirect_location,
             checksum_algorithm,
         } = request;
-        let seen = self.head(&source.bucket, &source.key)?;
+        let seen = self.find(&source.bucket, &source.key, source.version_id.as_deref())?;
         source
             .conditions
             .check(&seen)
             .map_err(failed_source_condition)?;
         self.check_customer_key(&seen, source.sse_c.as_ref())?;
-        let onto_itself = source.bucket == bucket && source.key == key;
+        // A copy of an older version onto its own key makes a new object of its bytes.
+        let onto_itself = source.bucket == bucket
+            && source.key == key
+            && (source.version_id.is_none()
+                || self.head(&bucket, &key).ok().map(|c| c.version_id)
+                    == Some(seen.version_id.clone()));
         let class_changes = storage_class
             .as_deref()
             .is_some_and(|c| c != seen.storage_class().unwrap_or(STANDARD_STORAGE_CLASS));
@@ -88,7 +93,7 @@ impl Store {
             )?;
             let meta = match tags {
                 Directive::Replace(tags) if tags != meta.tags => {
-                    self.set_tags(&bucket, &key, tags)?
+                    self.set_tags(&bucket, &key, None, tags)?
                 }
                 _ => meta,
             };
@@ -163,7 +168,7 @@ impl Store {
         range: Option<ByteRange>,
     ) -> Result<Part> {
         let upload = self.upload(bucket, id)?;
-        let seen = self.head(&source.bucket, &source.key)?;
+        let seen = self.find(&source.bucket, &source.key, source.version_id.as_deref())?;
         if let Some(r) = range
             && r.resolve(seen.size) != r.resolve(u64::MAX)
         {
@@ -193,6 +198,7 @@ impl Store {
         let get = GetRequest {
             range,
             part_number: None,
+            version_id: source.version_id.as_deref(),
             sse_c: source.sse_c.as_ref(),
             conditions: conditions.clone(),
         };

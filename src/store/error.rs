@@ -31,6 +31,23 @@ pub enum StoreError {
     InvalidKey(String),
     #[error("no object {bucket}/{key}")]
     NoSuchKey { bucket: String, key: String },
+    #[error("{bucket}/{key}: no version {version}")]
+    NoSuchVersion {
+        bucket: String,
+        key: String,
+        version: String,
+    },
+    #[error("{version:?} is not a version id (versions are named by 32 hex digits, or null)")]
+    InvalidVersionId { version: String },
+    /// A read or copy of a version that is a delete marker (S3's 405).
+    #[error("{bucket}/{key}: version {version} is a delete marker, not an object")]
+    DeleteMarker {
+        bucket: String,
+        key: String,
+        version: String,
+    },
+    #[error("bucket {0:?}: versioning cannot be turned off once it was on; suspend it instead")]
+    VersioningCannotBeDisabled(String),
     #[error(
         "{bucket}/{key}: precondition failed: expected ETag {expected}, the object has {actual}"
     )]
@@ -147,6 +164,10 @@ impl StoreError {
             | StoreError::InvalidBucketName(_)
             | StoreError::InvalidKey(_)
             | StoreError::NoSuchKey { .. }
+            | StoreError::NoSuchVersion { .. }
+            | StoreError::InvalidVersionId { .. }
+            | StoreError::DeleteMarker { .. }
+            | StoreError::VersioningCannotBeDisabled(_)
             | StoreError::PreconditionFailed { .. }
             | StoreError::AccessDenied { .. }
             | StoreError::SseCKeyRequired { .. }

@@ -9,7 +9,8 @@
 //! tmp/                                   temporary files of writes in progress
 //! buckets/NAME/bucket.json               bucket settings (default encryption, SSE-C block, policy)
 //! buckets/NAME/.lock                     held while a write checks and commits
-//! buckets/NAME/objects/AB/SHA256.meta    one object's metadata (object.rs), by key hash
+//! buckets/NAME/objects/AB/SHA256.meta    a key's latest version's metadata (object.rs), by key hash
+//! buckets/NAME/versions/AB/SHA256/ID.meta  its older versions, in a versioned bucket (versions.rs)
 //! buckets/NAME/data/AB/ID                an object's data, immutable, sealed or plain
 //! ```
 //!
@@ -28,6 +29,7 @@
 //! - `checksum.rs`: the additional checksums kept with objects and parts;
 //! - `copy.rs`: copies of objects and into parts, and what a copy onto itself is;
 //! - `read.rs`: head, list, get;
+//! - `versions.rs`: version ids, a key's older versions, version listings and deletes;
 //! - `reencrypt.rs`: re-encryption in place, by rewrite or by re-sealing data keys;
 //! - `multipart.rs`: multipart uploads;
 //! - `sealing.rs`: an object's data keys and what binds them to it;
@@ -47,6 +49,7 @@ mod read;
 mod reencrypt;
 mod request;
 mod sealing;
+mod versions;
 mod write;
 
 use std::fs;
@@ -58,7 +61,7 @@ use sha2::{Digest, Sha256};
 use crate::crypto::MasterKey;
 use crate::durable;
 use crate::encoding::hex;
-pub use bucket::{BucketInfo, DefaultEncryption};
+pub use bucket::{BucketInfo, DefaultEncryption, Versioning};
 pub use checksum::{
     Checksum, ChecksumAlgorithm, ChecksumRequest, ChecksumType, ChecksumValue, ExpectedChecksum,
     PartChecksum,
@@ -73,6 +76,7 @@ pub use request::{
     GetRequest, NewMetadata, PartDigests, PutOptions, ReadConditions, Reencrypt, ReencryptMethod,
     WriteCondition,
 };
+pub use versions::{Deleted, NULL_VERSION, VersionEntry};
 
 const STORE_FILE: &str = "reseal-store.json";
 const FORMAT: u32 = 1;
@@ -200,3 +204,5 @@ mod tests;
 mod tests_copy;
 #[cfg(test)]
 mod tests_serve;
+#[cfg(test)]
+mod tests_versions;

@@ -128,6 +128,9 @@ impl Store {
             headers,
             md5: None,
             parts: Vec::new(),
+            version_id: None,
+            versioned: 0,
+            delete_marker: false,
             checksum,
         };
         create_private_dir(&self.uploads_dir(bucket))?;
@@ -466,7 +469,7 @@ impl Store {
             md5s.update(&raw);
         }
         let now = crate::time::now_ms();
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             size: chosen.iter().map(|p| p.size).sum(),
             etag: format!("{}-{}", hex(&md5s.finalize()), chosen.len()),
             created: now,
@@ -483,7 +486,7 @@ impl Store {
             checksum: object_checksum,
             ..upload.object
         };
-        self.commit(&meta, None, Expect::from(&condition))?;
+        self.commit(&mut meta, None, Expect::from(&condition))?;
         self.remove_upload(bucket, &dir, &have, Some(&meta));
         drop(lock);
         Ok(meta)

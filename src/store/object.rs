@@ -1,5 +1,5 @@
-//! An object's metadata file: what the object is (key, size, ETag, checksum, content
-//! headers, user metadata, tags), how its data is encrypted (the sealed data keys), and which data file
+//! An object's metadata file: what the object is (key, version, size, ETag, checksum,
+//! content headers, user metadata, tags, or a delete marker), how its data is encrypted (the sealed data keys), and which data file
 //! holds its bytes. Metadata is not encrypted, as in S3, but it is authenticated: an
 //! HMAC-SHA256 under a key derived from the master key covers every byte, so an edit made
 //! outside reseal is detected.
@@ -136,6 +136,22 @@ pub struct ObjectMeta {
     /// The additional checksum of the plaintext the object was written with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
+    /// The version's id, in a bucket with versioning on; `None`: the null version (every
+    /// object of a bucket that never had versioning, and those written while suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Milliseconds since the Unix epoch when this version was made (0 in metadata written
+    /// before versions were kept: then `created` tells). Orders a key's versions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub versioned: i64,
+    /// A delete marker: the version a delete without a version id leaves in a versioned
+    /// bucket. It has no data, size or encryption.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// One part of a multipart object's data.
@@ -149,9 +165,11 @@ pub struct DataPart {
 }
 
 impl ObjectMeta {
-    /// The data files this object's bytes are in.
+    /// The data files this object's bytes are in (none for a delete marker).
     pub fn data_ids(&self) -> Vec<&str> {
-        if self.parts.is_empty() {
+        if self.delete_marker {
+            Vec::new()
+        } else if self.parts.is_empty() {
             vec![self.data_id.as_str()]
         } else {
             self.parts.iter().map(|p| p.data_id.as_str()).collect()
@@ -179,6 +197,22 @@ impl ObjectMeta {
         self.parts.get(index)?;
         let start: u64 = self.parts[..index].iter().map(|p| p.size).sum();
         Some(start..start + self.parts[index].size)
+    }
+
+    /// The version id S3 clients see: the id, or `null`.
+    pub fn version_name(&self) -> &str {
+        self.version_id
+            .as_deref()
+            .unwrap_or(super::versions::NULL_VERSION)
+    }
+
+    /// When this version was made, to order a key's versions.
+    pub fn version_time(&self) -> i64 {
+        if self.versioned != 0 {
+            self.versioned
+        } else {
+            self.created
+        }
     }
 
     /// Hex MD5 of the plaintext, where known.

@@ -24,7 +24,11 @@ impl Store {
         check_bucket_name(bucket).map_err(|_| StoreError::NoSuchBucket(bucket.to_owned()))?;
         check_key(key)?;
         match self.read_meta(bucket, key)? {
-            Some(meta) => Ok(meta),
+            Some(meta) if !meta.delete_marker => Ok(meta),
+            Some(_) => Err(StoreError::NoSuchKey {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            }),
             None => {
                 self.bucket(bucket)?;
                 Err(StoreError::NoSuchKey {
@@ -68,8 +72,17 @@ impl Store {
             })
     }
 
-    /// Objects of a bucket whose keys start with `prefix`, in key order.
+    /// Objects of a bucket whose keys start with `prefix`, in key order (the current
+    /// versions; a key whose latest version is a delete marker is not listed).
     pub fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut objects = self.latest_versions(bucket, prefix)?;
+        objects.retain(|m| !m.delete_marker);
+        Ok(objects)
+    }
+
+    /// The latest version of every key that starts with `prefix`, delete markers
+    /// included, in key order.
+    pub(super) fn latest_versions(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
         self.bucket(bucket)?;
         let objects = self.bucket_dir(bucket).join("objects");
         let mut out = Vec::new();
@@ -120,18 +133,20 @@ impl Store {
         }
     }
 
-    /// Reads an object (or `range` of it, end exclusive) into `out`. SSE-C objects need
+    /// Reads an object (its current version, or the one named; or `range` of it, end
+    /// exclusive) into `out`. SSE-C objects need
     /// their key. Returns the object's metadata; nothing is written to `out` before the
     /// key is checked, and a range read opens only the segments it needs.
     pub fn get(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         range: Option<Range<u64>>,
         sse_c: Option<&CustomerKey>,
         out: &mut dyn Write,
     ) -> Result<ObjectMeta> {
-        let meta = self.head(bucket, key)?;
+        let meta = self.find(bucket, key, version)?;
         let range = match range {
             Some(r) if r.start > r.end || r.end > meta.size => {
                 return Err(StoreError::InvalidRange {
@@ -162,7 +177,7 @@ impl Store {
         ready: &mut dyn FnMut(&ObjectMeta, Range<u64>),
         out: &mut dyn Write,
     ) -> Result<ObjectMeta> {
-        let meta = self.head(bucket, key)?;
+        let meta = self.find(bucket, key, request.version_id)?;
         request.conditions.check(&meta)?;
         let layers = self.open_keys(&meta, request.sse_c)?;
         let range = match (request.part_number, request.range) {

@@ -16,7 +16,8 @@ use crate::crypto::{CustomerKey, Mode};
 impl Store {
     /// Re-encrypts one object in place: only its encryption changes; bytes, ETag,
     /// content type, metadata and tags stay. A multipart object's parts become one data
-    /// file.
+    /// file. In a versioned bucket the result is a new current version, as a copy onto
+    /// itself is on S3, and the version it replaces stays as it was.
     pub fn reencrypt(
         &self,
         bucket: &str,
@@ -40,12 +41,12 @@ impl Store {
         if request.fast_path
             && let Some(sse) = self.reseal(&current, &request.to, request.source_key)?
         {
-            let meta = ObjectMeta {
+            let mut meta = ObjectMeta {
                 sse,
                 modified: now,
                 ..current.clone()
             };
-            self.commit(&meta, None, Expect::Same(&current))?;
+            self.commit(&mut meta, None, Expect::Same(&current))?;
             return Ok((meta, ReencryptMethod::Reseal));
         }
 
@@ -98,7 +99,7 @@ impl Store {
                 ),
             });
         }
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             data_id,
             segment_size,
             sse,
@@ -107,7 +108,7 @@ impl Store {
             parts: Vec::new(),
             ..current.clone()
         };
-        self.commit(&meta, data_file, Expect::Same(&current))?;
+        self.commit(&mut meta, data_file, Expect::Same(&current))?;
         Ok((meta, ReencryptMethod::Rewrite))
     }
 

@@ -187,6 +187,8 @@ pub struct GetRequest<'a> {
     /// Only this part of a multipart object (S3's `partNumber`; part 1 of any other
     /// object is all of it). Not with `range`.
     pub part_number: Option<u32>,
+    /// The version to read (an id, or `null`); `None`: the current one.
+    pub version_id: Option<&'a str>,
     pub sse_c: Option<&'a CustomerKey>,
     pub conditions: ReadConditions,
 }
@@ -197,6 +199,8 @@ pub struct GetRequest<'a> {
 pub struct CopySource {
     pub bucket: String,
     pub key: String,
+    /// The version to copy (an id, or `null`); `None`: the current one.
+    pub version_id: Option<String>,
     /// The source's SSE-C key, when it is SSE-C.
     pub sse_c: Option<CustomerKey>,
     pub conditions: ReadConditions,

@@ -78,7 +78,7 @@ pub(super) fn get(
     k: Option<&CustomerKey>,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    store.get("bkt", key, range, k, &mut out)?;
+    store.get("bkt", key, None, range, k, &mut out)?;
     Ok(out)
 }
 
@@ -534,7 +534,7 @@ fn tags_change_without_a_key_and_deletes_remove_data() {
     let (_d, store) = store();
     put(&store, "c", b"x", Encryption::SseC(customer(4)));
     let meta = store
-        .set_tags("bkt", "c", BTreeMap::from([("k".into(), "v".into())]))
+        .set_tags("bkt", "c", None, BTreeMap::from([("k".into(), "v".into())]))
         .unwrap();
     assert_eq!(meta.tags.len(), 1);
     let data = data_file(&store, "c");

@@ -309,6 +309,7 @@ fn reads_check_conditions_and_resolve_ranges() {
         let request = GetRequest {
             range,
             part_number: None,
+            version_id: None,
             sse_c: None,
             conditions,
         };
@@ -495,6 +496,7 @@ fn writes_check_conditions_and_digests_and_copies_keep_their_source() {
             &CopySource {
                 bucket: "bkt".into(),
                 key: "w".into(),
+                version_id: None,
                 sse_c: Some(customer(1)),
                 conditions,
             },

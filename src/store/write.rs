@@ -1,5 +1,6 @@
 //! The write path: an object written from a body, the commit that makes a new metadata
-//! file the object's current state if the caller's condition still holds, deletes and tag
+//! file the object's current version if the caller's condition still holds (and keeps or
+//! drops the version it replaces, as the bucket's versioning says), deletes and tag
 //! changes. Every write ends in `commit`, the one place that takes the bucket lock and
 //! removes data files an object no longer uses. Must not read an object's plaintext
 //! (copies, in copy.rs, read through the read path and write through this one).
@@ -10,10 +11,12 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::body::{HashingReader, seal_body};
+use super::bucket::Versioning;
 use super::checksum::{Checksum, ChecksumType};
 use super::error::{Result, StoreError, io_err};
 use super::request::{Encryption, PutOptions, WriteCondition, etag_matches};
 use super::sealing::{data_aad, segment_size};
+use super::versions::{Deleted, delete_marker, new_version_id};
 use super::{ObjectMeta, SseState, Store, check_key, create_private_dir};
 use crate::crypto::{DataKey, Engine};
 use crate::durable::{self, AtomicFile};
@@ -68,7 +71,7 @@ impl Store {
         };
         let headers = options.kept_headers();
         let now = crate::time::now_ms();
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             size,
@@ -85,8 +88,11 @@ impl Store {
             md5: None,
             parts: Vec::new(),
             checksum,
+            version_id: None,
+            versioned: now,
+            delete_marker: false,
         };
-        self.commit(&meta, data_file, Expect::from(&options.condition))?;
+        self.commit(&mut meta, data_file, Expect::from(&options.condition))?;
         Ok(meta)
     }
 
@@ -109,14 +115,20 @@ impl Store {
         Ok(encryption)
     }
 
-    /// Writes `meta` (and its data file, when there is a new one) as the object's current
-    /// state, if `expect` holds at that moment.
+    /// Writes `meta` (and its data file, when there is a new one) as the object's new
+    /// current version, if `expect` holds at that moment. The bucket's versioning decides
+    /// what becomes of the version it replaces: removed (no versioning, or a null version
+    /// replacing the null version), or kept as a noncurrent version. `meta` gets its
+    /// version id here.
     pub(super) fn commit(
         &self,
-        meta: &ObjectMeta,
+        meta: &mut ObjectMeta,
         data: Option<AtomicFile>,
         expect: Expect<'_>,
     ) -> Result<()> {
+        let versioning = self.bucket(&meta.bucket)?.versioning;
+        meta.version_id = (versioning == Versioning::Enabled).then(new_version_id);
+        meta.versioned = crate::time::now_ms();
         let meta_path = self.meta_path(&meta.bucket, &meta.key);
         let shard = meta_path.parent().expect("a metadata path has a folder");
         create_private_dir(shard)?;
@@ -127,72 +139,118 @@ impl Store {
             data.commit(&data_path).map_err(io_err(&data_path))?;
         }
         let mut file = AtomicFile::create(&self.tmp).map_err(io_err(&self.tmp))?;
-        file.write_all(&self.mac.encode(meta))
+        file.write_all(&self.mac.encode(&*meta))
             .map_err(io_err(&self.tmp))?;
         // The lock covers only the check and the rename: the new metadata is made durable
         // before it is taken, and the rename after it is released (below), so that the
         // fsyncs of concurrent writers overlap instead of queueing behind the lock.
         file.sync().map_err(io_err(&self.tmp))?;
         let lock = self.lock_bucket(&meta.bucket)?;
-        let previous = self.read_meta(&meta.bucket, &meta.key)?;
-        if let Err(e) = expect.check(meta, previous.as_ref()) {
-            drop(lock);
+        let refuse = |e: StoreError| {
             if new_data {
                 let _ = fs::remove_file(self.data_path(&meta.bucket, &meta.data_id));
             }
-            return Err(e);
+            e
+        };
+        let previous = self.read_meta(&meta.bucket, &meta.key)?;
+        let live = previous.as_ref().filter(|p| !p.delete_marker);
+        expect.check(meta, live).map_err(refuse)?;
+        // The versions this write replaces for good; a versioned bucket keeps the others.
+        let mut dropped = Vec::new();
+        if versioning.keeps_versions() {
+            if let Some(previous) = previous {
+                if previous.version_id.is_none() && meta.version_id.is_none() {
+                    dropped.push(previous);
+                } else {
+                    self.archive(&previous).map_err(refuse)?;
+                }
+            }
+            if meta.version_id.is_none() {
+                dropped.extend(self.remove_noncurrent(&meta.bucket, &meta.key, None)?);
+            }
+        } else {
+            dropped.extend(previous);
         }
         file.rename(&meta_path, || Ok(()))
             .map_err(io_err(&meta_path))?;
         drop(lock);
-        // The write is done, and the previous data files may go, only once the rename is
+        // The write is done, and the replaced data files may go, only once the rename is
         // durable.
         durable::sync_dir(shard).map_err(io_err(shard))?;
-        if let Some(previous) = previous {
-            let kept = meta.data_ids();
-            for id in previous.data_ids() {
-                if !kept.contains(&id) {
-                    let _ = fs::remove_file(self.data_path(&previous.bucket, id));
-                }
-            }
-        }
+        self.drop_data(&meta.bucket, &meta.key, &dropped, versioning);
         Ok(())
     }
 
-    pub fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        let meta = self.head(bucket, key)?;
+    /// Writes a version's metadata again, the same version with other tags: the current
+    /// one or an older one, if it is still `expected`.
+    fn update_version(&self, meta: &ObjectMeta, expected: &ObjectMeta) -> Result<()> {
+        let _lock = self.lock_bucket(&meta.bucket)?;
+        let current = self.read_meta(&meta.bucket, &meta.key)?;
+        match current {
+            Some(current) if current.version_id == meta.version_id => {
+                Expect::Same(expected).check(meta, Some(&current))?;
+                let path = self.meta_path(&meta.bucket, &meta.key);
+                durable::write_file(&self.tmp, &path, &self.mac.encode(meta)).map_err(io_err(&path))
+            }
+            _ => {
+                let version = self.version(&meta.bucket, &meta.key, meta.version_name())?;
+                Expect::Same(expected).check(meta, Some(&version))?;
+                self.rewrite_noncurrent(meta)
+            }
+        }
+    }
+
+    /// Deletes an object as S3's DeleteObject without a version id does: without
+    /// versioning, the object goes (and deleting one that is not there is not an error);
+    /// with versioning, a delete marker becomes the key's latest version (the null version
+    /// while versioning is suspended) and the object's versions stay.
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<Deleted> {
+        let info = self.bucket(bucket)?;
+        check_key(key)?;
+        if info.versioning.keeps_versions() {
+            let mut marker = delete_marker(bucket, key);
+            self.commit(&mut marker, None, Expect::Nothing)?;
+            return Ok(Deleted {
+                version_id: Some(marker.version_name().to_owned()),
+                delete_marker: true,
+            });
+        }
         let path = self.meta_path(bucket, key);
         let current = {
             let _lock = self.lock_bucket(bucket)?;
-            // What is deleted is what is there now, which may be newer than `meta`.
-            let current = self.read_meta(bucket, key)?.unwrap_or(meta);
+            let current = self.read_meta(bucket, key)?;
             match fs::remove_file(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(&path)(e)),
             }
             durable::sync_dir(path.parent().expect("a metadata path has a folder"))
                 .map_err(io_err(&path))?;
             current
         };
-        for id in current.data_ids() {
+        for id in current.iter().flat_map(|c| c.data_ids()) {
             let _ = fs::remove_file(self.data_path(bucket, id));
         }
-        Ok(())
+        Ok(Deleted {
+            version_id: None,
+            delete_marker: false,
+        })
     }
 
-    /// Sets an object's tags (no key is needed, as in S3; the data is not touched).
+    /// Sets the tags of an object's current version, or of the version named (no key is
+    /// needed, as in S3; the data is not touched, and no new version is made).
     pub fn set_tags(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         tags: BTreeMap<String, String>,
     ) -> Result<ObjectMeta> {
-        let current = self.head(bucket, key)?;
+        let current = self.find(bucket, key, version)?;
         let mut meta = current.clone();
         meta.tags = tags;
         meta.modified = crate::time::now_ms();
-        self.commit(&meta, None, Expect::Same(&current))?;
+        self.update_version(&meta, &current)?;
         Ok(meta)
     }
 
@@ -290,6 +348,7 @@ impl Expect<'_> {
             Expect::Same(expected) => {
                 let same = previous.is_some_and(|p| {
                     p.data_id == expected.data_id
+                        && p.version_id == expected.version_id
                         && p.modified == expected.modified
                         && p.sse == expected.sse
                 });

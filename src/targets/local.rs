@@ -78,6 +78,17 @@ impl LocalTarget {
     }
 }
 
+impl Inner {
+    /// What the store says of an object, with its version as S3 would name it.
+    fn state_of(&self, meta: &ObjectMeta) -> Result<ObjectState, TargetError> {
+        let version_id = self.store.version_answer(meta).map_err(target_error)?;
+        Ok(ObjectState {
+            version_id,
+            ..state_of(meta)
+        })
+    }
+}
+
 fn state_of(meta: &ObjectMeta) -> ObjectState {
     ObjectState {
         etag: meta.etag.clone(),
@@ -106,6 +117,8 @@ fn state_of(meta: &ObjectMeta) -> ObjectState {
 fn target_error(e: StoreError) -> TargetError {
     let (kind, status, code) = match &e {
         StoreError::NoSuchKey { .. } => (ErrorKind::Permanent, 404, "NoSuchKey"),
+        StoreError::NoSuchVersion { .. } => (ErrorKind::Permanent, 404, "NoSuchVersion"),
+        StoreError::DeleteMarker { .. } => (ErrorKind::Permanent, 405, "MethodNotAllowed"),
         StoreError::NoSuchBucket(_) => (ErrorKind::Permanent, 404, "NoSuchBucket"),
         StoreError::PreconditionFailed { .. } => (ErrorKind::Changed, 412, "PreconditionFailed"),
         StoreError::AccessDenied { .. } | StoreError::EncryptionTypeBlocked { .. } => {
@@ -135,6 +148,8 @@ fn target_error(e: StoreError) -> TargetError {
         | StoreError::BucketNotEmpty(_)
         | StoreError::InvalidBucketName(_)
         | StoreError::InvalidKey(_)
+        | StoreError::InvalidVersionId { .. }
+        | StoreError::VersioningCannotBeDisabled(_)
         | StoreError::NotModified { .. }
         | StoreError::CopyChangesNothing { .. }
         | StoreError::BadDigest { .. }
@@ -154,29 +169,18 @@ fn target_error(e: StoreError) -> TargetError {
     TargetError::new(kind, status, code, e.to_string())
 }
 
-fn versions_unsupported(object: &ObjectRef) -> Option<TargetError> {
-    match object.version_id.as_deref() {
-        None | Some("null") => None,
-        Some(v) => Some(TargetError::permanent(
-            400,
-            "InvalidArgument",
-            format!("version {v}: the local store keeps no object versions"),
-        )),
-    }
-}
-
 #[async_trait::async_trait]
 impl Target for LocalTarget {
     async fn inspect(&self, object: &ObjectRef) -> Result<ObjectState, TargetError> {
-        if let Some(e) = versions_unsupported(object) {
-            return Err(e);
-        }
+        // The current version, as on S3: the runner compares it with the version the
+        // manifest names.
         let object = object.clone();
         self.blocking(move |this| {
-            this.store
+            let meta = this
+                .store
                 .head(&object.bucket, &object.key)
-                .map(|m| state_of(&m))
-                .map_err(target_error)
+                .map_err(target_error)?;
+            this.state_of(&meta)
         })
         .await
     }
@@ -218,7 +222,8 @@ impl Target for LocalTarget {
                     ));
                 }
             };
-            this.store
+            let (meta, method) = this
+                .store
                 .reencrypt(
                     &object.bucket,
                     &object.key,
@@ -229,18 +234,21 @@ impl Target for LocalTarget {
                         fast_path: this.fast_path,
                     },
                 )
-                .map(|(meta, method)| Written {
-                    method: match method {
-                        crate::store::ReencryptMethod::Rewrite => WriteMethod::Rewrite,
-                        crate::store::ReencryptMethod::Reseal => WriteMethod::Reseal,
-                    },
-                    etag: Some(meta.etag.clone()),
-                    new_version: None,
-                    // The store's own record of what it wrote.
-                    after: Some(state_of(&meta)),
-                    notes: Vec::new(),
-                })
-                .map_err(target_error)
+                .map_err(target_error)?;
+            // The store's own record of what it wrote.
+            let after = this.state_of(&meta)?;
+            Ok(Written {
+                method: match method {
+                    crate::store::ReencryptMethod::Rewrite => WriteMethod::Rewrite,
+                    crate::store::ReencryptMethod::Reseal => WriteMethod::Reseal,
+                },
+                etag: Some(meta.etag.clone()),
+                // A new version where the bucket keeps versions (the null version is
+                // replaced while versioning is suspended), as on S3.
+                new_version: after.version_id.clone(),
+                after: Some(after),
+                notes: Vec::new(),
+            })
         })
         .await
     }

@@ -613,7 +613,9 @@ impl World {
                 (&Some(o.content_type.clone()), &o.metadata, &o.tags)
             );
             let mut out = Vec::new();
-            store.get(BUCKET, &o.key, None, None, &mut out).unwrap();
+            store
+                .get(BUCKET, &o.key, None, None, None, &mut out)
+                .unwrap();
             assert!(out == o.body, "{}: the bytes changed", o.key);
         }
         n
@@ -645,7 +647,7 @@ pub fn check_object(store: &Store, o: &Obj, want: &Want) {
     let customer = want.customer.map(|k| CustomerKey::from_slice(&k).unwrap());
     let mut out = Vec::with_capacity(o.body.len());
     store
-        .get(BUCKET, &o.key, None, customer.as_ref(), &mut out)
+        .get(BUCKET, &o.key, None, None, customer.as_ref(), &mut out)
         .unwrap_or_else(|e| panic!("{}: {e}", o.key));
     assert!(out == o.body, "{}: the bytes changed", o.key);
 }

@@ -1,5 +1,5 @@
 //! Bucket operations: create, delete, list, locate, the settings S3 clients ask about
-//! (versioning, never enabled; encryption is in encryption.rs), and bucket policies, kept
+//! (versioning; encryption is in encryption.rs), and bucket policies, kept
 //! once checked (serve/policy.rs). Must not touch objects.
 
 use s3s::dto::*;
@@ -9,6 +9,7 @@ use super::Endpoint;
 use super::convert::{owner, timestamp};
 use crate::serve::error::error;
 use crate::serve::policy::Policy;
+use crate::store::Versioning;
 
 pub(super) async fn list_buckets(
     endpoint: &Endpoint,
@@ -81,20 +82,49 @@ pub(super) async fn get_bucket_versioning(
     endpoint: &Endpoint,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    let info = endpoint.require_bucket(&req.input.bucket).await?;
     // Never enabled: S3 then answers with no status.
-    endpoint.require_bucket(&req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let status = match info.versioning {
+        Versioning::Unversioned => None,
+        Versioning::Enabled => Some(BucketVersioningStatus::ENABLED),
+        Versioning::Suspended => Some(BucketVersioningStatus::SUSPENDED),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput {
+        status: status.map(BucketVersioningStatus::from_static),
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn put_bucket_versioning(
     endpoint: &Endpoint,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    endpoint.require_bucket(&req.input.bucket).await?;
-    Err(error(
-        S3ErrorCode::NotImplemented,
-        "reseal serve keeps no object versions; versioning cannot be enabled",
-    ))
+    let configuration = req.input.versioning_configuration;
+    if configuration
+        .mfa_delete
+        .as_ref()
+        .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+    {
+        return Err(error(
+            S3ErrorCode::NotImplemented,
+            "reseal serve has no MFA delete",
+        ));
+    }
+    let versioning = match configuration.status.as_ref().map(|s| s.as_str()) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => {
+            return Err(error(
+                S3ErrorCode::IllegalVersioningConfigurationException,
+                "The versioning configuration's Status must be Enabled or Suspended",
+            ));
+        }
+    };
+    let bucket = req.input.bucket;
+    endpoint
+        .blocking(move |s| s.set_versioning(&bucket, versioning))
+        .await?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
 pub(super) async fn get_bucket_policy(

@@ -250,16 +250,6 @@ pub(super) fn owner() -> Owner {
     }
 }
 
-pub(super) fn check_version(version: Option<&str>) -> S3Result<()> {
-    match version {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(error(
-            S3ErrorCode::NoSuchVersion,
-            "reseal serve keeps no versions: the only version is null",
-        )),
-    }
-}
-
 /// What PutObject and CreateMultipartUpload both say of the object to come: encryption,
 /// content type, metadata, tags and content headers.
 macro_rules! new_object_options {

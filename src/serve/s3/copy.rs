@@ -7,8 +7,8 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Answer, set_checksums};
 use super::convert::{
-    ContentHeaders, check_version, etag, header_condition, metadata_in, read_conditions,
-    tags_from_header, timestamp, write_condition,
+    ContentHeaders, etag, header_condition, metadata_in, read_conditions, tags_from_header,
+    timestamp, write_condition,
 };
 use super::multipart::part_number;
 use super::{Endpoint, check_encrypted_write, customer_key, customer_key_of, with_encryption};
@@ -19,8 +19,8 @@ use crate::store::{
     ReencryptMethod,
 };
 
-/// The copy source of a CopyObject or UploadPartCopy: which object (its only version is
-/// `null`), its SSE-C key, and the conditions it must meet.
+/// The copy source of a CopyObject or UploadPartCopy: which object (the current version,
+/// or the one named), its SSE-C key, and the conditions it must meet.
 fn copy_source<T>(
     req: &S3Request<T>,
     source: &CopySource,
@@ -39,10 +39,10 @@ fn copy_source<T>(
             "only bucket copy sources are supported",
         ));
     };
-    check_version(version_id.as_deref())?;
     Ok(store::CopySource {
         bucket: bucket.to_string(),
         key: key.to_string(),
+        version_id: version_id.as_deref().map(str::to_owned),
         sse_c,
         conditions,
     })
@@ -137,7 +137,14 @@ pub(super) async fn copy_object(
             .map(checksum::algorithm_in)
             .transpose()?,
     };
-    let (meta, method) = endpoint.blocking(move |s| s.copy_object(request)).await?;
+    let source_version = request.source.version_id.clone();
+    let (meta, method, version_id) = endpoint
+        .blocking(move |s| {
+            let (meta, method) = s.copy_object(request)?;
+            let version = s.version_answer(&meta)?;
+            Ok((meta, method, version))
+        })
+        .await?;
     let mut response = S3Response::new(with_encryption!(
         endpoint,
         &meta.sse,
@@ -152,6 +159,8 @@ pub(super) async fn copy_object(
                     set_checksums!(result, Answer::object(meta.checksum.as_ref()));
                 result
             }),
+            version_id,
+            copy_source_version_id: source_version,
         }
     ));
     // How the copy was done, for operators and tests: the fast path re-seals only the

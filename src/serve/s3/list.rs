@@ -1,6 +1,6 @@
-//! Listings: objects (ListObjectsV2 and version 1's markers) and their versions (each
-//! object is its key's only version, `null`), paged by S3's rules over the store's sorted
-//! keys. Must not write.
+//! Listings: objects (ListObjectsV2 and version 1's markers) and their versions with
+//! delete markers (ListObjectVersions), paged by S3's rules over the store's sorted keys.
+//! Must not write.
 
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
@@ -9,7 +9,7 @@ use super::Endpoint;
 use super::convert::{etag, owner, page_size, timestamp};
 use crate::encoding;
 use crate::serve::error::error;
-use crate::store::{ObjectMeta, STANDARD_STORAGE_CLASS};
+use crate::store::{ObjectMeta, STANDARD_STORAGE_CLASS, VersionEntry};
 
 /// One page of a listing: objects and common prefixes in key order.
 struct Page {
@@ -216,51 +216,170 @@ pub(super) async fn list_objects(
     }))
 }
 
+/// One page of a version listing: versions and delete markers in listing order, and
+/// common prefixes.
+struct VersionPage {
+    entries: Vec<VersionEntry>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// Where the next page starts: after this key (a common prefix's, or all of a key's
+    /// versions when there is no version), or after this version of it.
+    next: Option<(String, Option<String>)>,
+}
+
+/// S3's rules for ListObjectVersions over the store's listing (by key, each key's latest
+/// version first): entries after `key_marker` (all of that key's versions, or those after
+/// `version_marker`), grouped by `delimiter` after `prefix`.
+fn version_page(
+    all: Vec<VersionEntry>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    key_marker: Option<&str>,
+    version_marker: Option<&str>,
+    max: usize,
+) -> VersionPage {
+    let mut page = VersionPage {
+        entries: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        next: None,
+    };
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let version_marker = version_marker.filter(|v| !v.is_empty());
+    // Within the marker's key: whether its version marker has been passed.
+    let mut past_version = false;
+    let mut count = 0;
+    for entry in all {
+        let key = entry.meta.key.as_str();
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        if let Some(marker) = key_marker {
+            let marker_prefix = delimiter.is_some_and(|d| marker.ends_with(d));
+            if key < marker || (marker_prefix && key.starts_with(marker)) {
+                continue;
+            }
+            if key == marker {
+                match version_marker {
+                    Some(v) if !past_version => {
+                        past_version = entry.meta.version_name() == v;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => continue,
+                }
+            }
+        }
+        let grouped = delimiter.and_then(|d| {
+            key[prefix.len()..]
+                .find(d)
+                .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+        });
+        if let Some(common) = &grouped
+            && page.prefixes.last() == Some(common)
+        {
+            continue;
+        }
+        if count == max {
+            page.truncated = true;
+            break;
+        }
+        count += 1;
+        match grouped {
+            Some(common) => {
+                page.next = Some((common.clone(), None));
+                page.prefixes.push(common);
+            }
+            None => {
+                page.next = Some((
+                    entry.meta.key.clone(),
+                    Some(entry.meta.version_name().to_owned()),
+                ));
+                page.entries.push(entry);
+            }
+        }
+    }
+    if !page.truncated {
+        page.next = None;
+    }
+    page
+}
+
 pub(super) async fn list_object_versions(
     endpoint: &Endpoint,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    // An unversioned bucket: every object is its key's only version, `null`.
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = page_size(input.max_keys);
-    let page = listed(
-        endpoint,
-        &input.bucket,
+    let (bucket, listed_prefix) = (input.bucket.clone(), prefix.clone());
+    let all = endpoint
+        .blocking(move |s| s.list_versions(&bucket, &listed_prefix))
+        .await?;
+    let key_marker = input.key_marker.as_deref().filter(|k| !k.is_empty());
+    let page = version_page(
+        all,
         &prefix,
         input.delimiter.as_deref(),
-        input.key_marker.as_deref().filter(|k| !k.is_empty()),
+        key_marker,
+        input.version_id_marker.as_deref(),
         max,
-    )
-    .await?;
+    );
+    let url = input
+        .encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str() == EncodingType::URL);
+    let enc = |s: String| if url { encoding::encode_key(&s) } else { s };
+    let (mut versions, mut markers) = (Vec::new(), Vec::new());
+    for VersionEntry { meta, is_latest } in page.entries {
+        // A bucket that never had versioning lists each object as its `null` version.
+        let version_id = Some(meta.version_name().to_owned());
+        if meta.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                is_latest: Some(is_latest),
+                key: Some(enc(meta.key)),
+                last_modified: Some(timestamp(meta.modified)),
+                owner: Some(owner()),
+                version_id,
+            });
+        } else {
+            versions.push(ObjectVersion {
+                e_tag: Some(etag(&meta)),
+                is_latest: Some(is_latest),
+                last_modified: Some(timestamp(meta.modified)),
+                size: Some(meta.size as i64),
+                storage_class: Some(ObjectVersionStorageClass::from(
+                    meta.storage_class()
+                        .unwrap_or(STANDARD_STORAGE_CLASS)
+                        .to_owned(),
+                )),
+                version_id,
+                owner: Some(owner()),
+                key: Some(enc(meta.key)),
+                ..Default::default()
+            });
+        }
+    }
+    let (next_key, next_version) = page.next.unzip();
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
-        prefix: Some(prefix),
-        delimiter: input.delimiter,
+        prefix: Some(enc(prefix)),
+        delimiter: input.delimiter.map(enc),
         max_keys: Some(max as i32),
-        key_marker: input.key_marker,
+        key_marker: input.key_marker.map(enc),
+        version_id_marker: input.version_id_marker,
         is_truncated: Some(page.truncated),
-        next_key_marker: page.next.clone(),
-        next_version_id_marker: page.next.map(|_| "null".into()),
-        versions: Some(
-            page.objects
-                .into_iter()
-                .map(|m| ObjectVersion {
-                    e_tag: Some(etag(&m)),
-                    is_latest: Some(true),
-                    last_modified: Some(timestamp(m.modified)),
-                    size: Some(m.size as i64),
-                    version_id: Some("null".into()),
-                    owner: Some(owner()),
-                    key: Some(m.key),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
+        next_key_marker: next_key.map(enc),
+        next_version_id_marker: next_version.flatten(),
+        encoding_type: input.encoding_type,
+        versions: Some(versions),
+        delete_markers: Some(markers),
         common_prefixes: Some(
             page.prefixes
                 .into_iter()
-                .map(|p| CommonPrefix { prefix: Some(p) })
+                .map(|p| CommonPrefix {
+                    prefix: Some(enc(p)),
+                })
                 .collect(),
         ),
         ..Default::default()
@@ -291,6 +410,9 @@ mod tests {
             headers: BTreeMap::new(),
             md5: None,
             parts: Vec::new(),
+            version_id: None,
+            versioned: 0,
+            delete_marker: false,
             checksum: None,
         }
     }

@@ -145,10 +145,12 @@ pub(super) async fn complete_multipart_upload(
         ));
     }
     let (bucket, key, id) = (input.bucket.clone(), input.key.clone(), input.upload_id);
-    let meta = endpoint
+    let (meta, version_id) = endpoint
         .blocking(move |s| {
             s.upload_of(&bucket, &key, &id)?;
-            s.complete_upload(&bucket, &id, &parts, whole.as_ref(), condition)
+            let meta = s.complete_upload(&bucket, &id, &parts, whole.as_ref(), condition)?;
+            let version = s.version_answer(&meta)?;
+            Ok((meta, version))
         })
         .await?;
     let d = endpoint.describe(&meta.sse);
@@ -160,6 +162,7 @@ pub(super) async fn complete_multipart_upload(
         server_side_encryption: d.sse,
         ssekms_key_id: d.kms_key_id,
         bucket_key_enabled: d.bucket_key,
+        version_id,
         ..Default::default()
     };
     output.checksum_type = set_checksums!(output, Answer::object(meta.checksum.as_ref()));

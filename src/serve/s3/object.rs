@@ -1,5 +1,5 @@
 //! Object operations: put, head, get (streamed, by range), attributes, delete one or many,
-//! and tags.
+//! and tags, each of the current version or of the version a request names.
 //! Copies are in copy.rs, multipart uploads in multipart.rs. Must not check what the
 //! store checks (conditions, SSE-C keys, digests, ranges): it passes them on.
 
@@ -13,8 +13,8 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::{BodySender, body_reader};
 use super::checksum::{self, Answer, given_of, mode_enabled, set_checksums};
 use super::convert::{
-    byte_range, check_tags, check_version, content_md5_hex, etag, kept, metadata_of,
-    new_object_options, page_size, read_conditions, timestamp, write_condition,
+    byte_range, check_tags, content_md5_hex, etag, kept, metadata_of, new_object_options,
+    page_size, read_conditions, timestamp, write_condition,
 };
 use super::{Endpoint, check_encrypted_write, customer_key_of, with_encryption};
 use crate::serve::error::{error, from_store, internal};
@@ -43,8 +43,12 @@ pub(super) async fn put_object(
     };
     let (body, outcome) = body_reader(input.body, &req.extensions);
     let (bucket, key) = (input.bucket, input.key);
-    let meta = endpoint
-        .blocking_reading(&outcome, move |s| s.put(&bucket, &key, body, options))
+    let (meta, version_id) = endpoint
+        .blocking_reading(&outcome, move |s| {
+            let meta = s.put(&bucket, &key, body, options)?;
+            let version = s.version_answer(&meta)?;
+            Ok((meta, version))
+        })
         .await?;
     let mut output = with_encryption!(
         endpoint,
@@ -52,6 +56,7 @@ pub(super) async fn put_object(
         PutObjectOutput {
             e_tag: Some(etag(&meta)),
             size: Some(meta.size as i64),
+            version_id,
         }
     );
     output.checksum_type = set_checksums!(output, Answer::object(meta.checksum.as_ref()));
@@ -64,7 +69,6 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let customer = customer_key_of!(req)?;
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
     let part_number = read_part_number(input.part_number, input.range.is_some())?;
     let conditions = read_conditions(
         input.if_match.as_ref(),
@@ -72,10 +76,10 @@ pub(super) async fn head_object(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     );
-    let (bucket, key) = (input.bucket, input.key);
-    let (meta, part) = endpoint
+    let (bucket, key, version) = (input.bucket, input.key, input.version_id);
+    let (meta, part, version_id) = endpoint
         .blocking(move |s| {
-            let meta = s.head(&bucket, &key)?;
+            let meta = s.find(&bucket, &key, version.as_deref())?;
             conditions.check(&meta)?;
             s.check_customer_key(&meta, customer.as_ref())?;
             let part =
@@ -90,7 +94,8 @@ pub(super) async fn head_object(
                         }
                     })?),
                 };
-            Ok((meta, part))
+            let version = s.version_answer(&meta)?;
+            Ok((meta, part, version))
         })
         .await?;
     let k = kept(&meta);
@@ -119,6 +124,7 @@ pub(super) async fn head_object(
             expires: k.expires,
             website_redirect_location: k.website_redirect_location,
             storage_class: k.storage_class,
+            version_id,
         }
     ));
     response.output.checksum_type = set_checksums!(response.output, checksums);
@@ -138,7 +144,6 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let customer = customer_key_of!(req)?;
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
     let part_number = read_part_number(input.part_number, input.range.is_some())?;
     let conditions = read_conditions(
         input.if_match.as_ref(),
@@ -152,11 +157,12 @@ pub(super) async fn get_object(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let store = endpoint.store.clone();
-    let (bucket, key) = (input.bucket, input.key);
+    let (bucket, key, version) = (input.bucket, input.key, input.version_id);
     let reading = tokio::task::spawn_blocking(move || {
         let request = GetRequest {
             range,
             part_number,
+            version_id: version.as_deref(),
             sse_c: customer.as_ref(),
             conditions,
         };
@@ -169,7 +175,8 @@ pub(super) async fn get_object(
                 &request,
                 &mut |meta, range| {
                     if let Some(ready) = ready_tx.take() {
-                        let _ = ready.send((meta.clone(), range));
+                        let version = store.version_answer(meta);
+                        let _ = ready.send((meta.clone(), range, version));
                     }
                 },
                 &mut out,
@@ -191,8 +198,8 @@ pub(super) async fn get_object(
         }
         result
     });
-    let (meta, range) = match ready_rx.await {
-        Ok(ready) => ready,
+    let (meta, range, version_id) = match ready_rx.await {
+        Ok((meta, range, version)) => (meta, range, version.map_err(from_store)?),
         Err(_) => {
             return Err(match reading.await.map_err(internal)? {
                 Err(e) => from_store(e),
@@ -228,6 +235,7 @@ pub(super) async fn get_object(
             expires: input.response_expires.or(k.expires),
             website_redirect_location: k.website_redirect_location,
             storage_class: k.storage_class,
+            version_id,
         }
     ));
     response.output.checksum_type = set_checksums!(
@@ -253,7 +261,6 @@ pub(super) async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let customer = customer_key_of!(req)?;
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
     // One header may hold the whole list, comma-separated.
     let asked = |name: &str| {
         input
@@ -262,12 +269,17 @@ pub(super) async fn get_object_attributes(
             .flat_map(|a| a.as_str().split(','))
             .any(|a| a.trim() == name)
     };
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let meta = endpoint
+    let (bucket, key, version) = (
+        input.bucket.clone(),
+        input.key.clone(),
+        input.version_id.clone(),
+    );
+    let (meta, version_id) = endpoint
         .blocking(move |s| {
-            let meta = s.head(&bucket, &key)?;
+            let meta = s.find(&bucket, &key, version.as_deref())?;
             s.check_customer_key(&meta, customer.as_ref())?;
-            Ok(meta)
+            let version = s.version_answer(&meta)?;
+            Ok((meta, version))
         })
         .await?;
     let object_parts = asked(ObjectAttributes::OBJECT_PARTS)
@@ -289,6 +301,7 @@ pub(super) async fn get_object_attributes(
             )
         }),
         last_modified: Some(timestamp(meta.modified)),
+        version_id,
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -351,16 +364,18 @@ pub(super) async fn delete_object(
     endpoint: &Endpoint,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    check_version(req.input.version_id.as_deref())?;
-    let (bucket, key) = (req.input.bucket, req.input.key);
-    endpoint
-        .blocking(move |s| match s.delete(&bucket, &key) {
-            // S3 answers 204 for a key that is not there.
-            Err(StoreError::NoSuchKey { .. }) => Ok(()),
-            other => other,
+    let (bucket, key, version) = (req.input.bucket, req.input.key, req.input.version_id);
+    let deleted = endpoint
+        .blocking(move |s| match version {
+            Some(v) => s.delete_version(&bucket, &key, &v),
+            None => s.delete(&bucket, &key),
         })
         .await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.delete_marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn delete_objects(
@@ -388,14 +403,11 @@ pub(super) async fn delete_objects(
             Ok(keys
                 .into_iter()
                 .map(|(key, version)| {
-                    let result = if version.as_deref().is_some_and(|v| v != "null") {
-                        Err(error(S3ErrorCode::NoSuchVersion, "no such version"))
-                    } else {
-                        match s.delete(&bucket, &key) {
-                            Ok(()) | Err(StoreError::NoSuchKey { .. }) => Ok(()),
-                            Err(e) => Err(from_store(e)),
-                        }
-                    };
+                    let result = match &version {
+                        Some(v) => s.delete_version(&bucket, &key, v),
+                        None => s.delete(&bucket, &key),
+                    }
+                    .map_err(from_store);
                     (key, version, result)
                 })
                 .collect::<Vec<_>>())
@@ -405,12 +417,17 @@ pub(super) async fn delete_objects(
     let mut errors = Vec::new();
     for (key, version_id, result) in results {
         match result {
-            Ok(()) if !quiet => deleted.push(DeletedObject {
+            Ok(done) if !quiet => deleted.push(DeletedObject {
                 key: Some(key),
+                // A delete that made a marker names the marker's version; one that removed
+                // a version names that version.
+                delete_marker_version_id: (version_id.is_none() && done.delete_marker)
+                    .then(|| done.version_id.clone())
+                    .flatten(),
+                delete_marker: done.delete_marker.then_some(true),
                 version_id,
-                ..Default::default()
             }),
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) => errors.push(s3s::dto::Error {
                 code: Some(e.code().as_str().to_owned()),
                 message: e.message().map(str::to_owned),
@@ -430,9 +447,14 @@ pub(super) async fn get_object_tagging(
     endpoint: &Endpoint,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    check_version(req.input.version_id.as_deref())?;
-    let (bucket, key) = (req.input.bucket, req.input.key);
-    let meta = endpoint.blocking(move |s| s.head(&bucket, &key)).await?;
+    let (bucket, key, version) = (req.input.bucket, req.input.key, req.input.version_id);
+    let (meta, version_id) = endpoint
+        .blocking(move |s| {
+            let meta = s.find(&bucket, &key, version.as_deref())?;
+            let version = s.version_answer(&meta)?;
+            Ok((meta, version))
+        })
+        .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: meta
             .tags
@@ -442,7 +464,7 @@ pub(super) async fn get_object_tagging(
                 value: Some(v),
             })
             .collect(),
-        version_id: None,
+        version_id,
     }))
 }
 
@@ -450,7 +472,6 @@ pub(super) async fn put_object_tagging(
     endpoint: &Endpoint,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    check_version(req.input.version_id.as_deref())?;
     let tags: BTreeMap<String, String> = req
         .input
         .tagging
@@ -459,23 +480,28 @@ pub(super) async fn put_object_tagging(
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect();
     check_tags(&tags)?;
-    let (bucket, key) = (req.input.bucket, req.input.key);
-    endpoint
-        .blocking(move |s| s.set_tags(&bucket, &key, tags))
+    let (bucket, key, version) = (req.input.bucket, req.input.key, req.input.version_id);
+    let version_id = endpoint
+        .blocking(move |s| {
+            let meta = s.set_tags(&bucket, &key, version.as_deref(), tags)?;
+            s.version_answer(&meta)
+        })
         .await?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
 pub(super) async fn delete_object_tagging(
     endpoint: &Endpoint,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    check_version(req.input.version_id.as_deref())?;
-    let (bucket, key) = (req.input.bucket, req.input.key);
-    endpoint
-        .blocking(move |s| s.set_tags(&bucket, &key, BTreeMap::new()))
+    let (bucket, key, version) = (req.input.bucket, req.input.key, req.input.version_id);
+    let version_id = endpoint
+        .blocking(move |s| {
+            let meta = s.set_tags(&bucket, &key, version.as_deref(), BTreeMap::new())?;
+            s.version_answer(&meta)
+        })
         .await?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id }))
 }
 
 /// A GET's or HEAD's `partNumber`: from 1 to 10,000, and not with a Range (as S3 answers).
