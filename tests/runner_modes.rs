@@ -7,8 +7,12 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::local::{Counts, KEY_A, KEY_B, Obj, Sse, Want, World, body, job_id_from, key_md5_b64};
+use common::local::{
+    BUCKET, Counts, KEY_A, KEY_B, Obj, Sse, Want, World, body, job_id_from, key_md5_b64,
+    read_report,
+};
 use common::md5_hex;
+use serde_json::Value;
 
 /// One wanted encryption of the modes test.
 struct TargetCase {
@@ -165,4 +169,117 @@ fn every_source_mode_to_every_target_mode() {
             r.says("SSE-C");
         }
     }
+}
+
+/// A versioned bucket of the local store, as a versioned S3 bucket: a manifest row naming
+/// a version that is no longer current is skipped as superseded; one naming the current
+/// version makes a new version, reported as `version OLD -> NEW`, and the old version
+/// keeps its bytes and its old encryption.
+#[test]
+fn versioned_manifests_on_the_local_store() {
+    let w = World::new();
+    w.ok(&["store", "versioning", "--store", w.s(), BUCKET, "enabled"]);
+    let put = |key: &str, body: &[u8]| {
+        let file = w.env.write("body", body);
+        w.ok(&[
+            "store",
+            "put",
+            "--store",
+            w.s(),
+            BUCKET,
+            key,
+            file.to_str().unwrap(),
+            "--sse",
+            "sse-s3",
+        ]);
+    };
+    put("a", b"a one");
+    put("a", b"a two");
+    put("b", b"b one");
+    let listed: Vec<Value> = serde_json::from_str(&w.ok(&[
+        "store",
+        "ls",
+        "--store",
+        w.s(),
+        BUCKET,
+        "--versions",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let version = |key: &str, latest: bool| -> String {
+        listed
+            .iter()
+            .find(|v| v["key"] == key && v["is_latest"] == latest)
+            .unwrap_or_else(|| panic!("{key} latest={latest} in {listed:?}"))["version_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (old_a, new_a, b1) = (version("a", false), version("a", true), version("b", true));
+    let manifest = w.env.write(
+        "versions.csv",
+        format!("{BUCKET},a,{old_a}\n{BUCKET},b,{b1}\n").as_bytes(),
+    );
+    let reports = w.env.path("reports");
+    let id = w.create(
+        &manifest,
+        "sse-kms",
+        &["--report", reports.to_str().unwrap()],
+    );
+    w.ok(&["job", "run", &id]);
+    let (rows, _) = read_report(&reports, &id);
+    let row = |key: &str| rows.iter().find(|r| r.key == key).unwrap();
+    assert_eq!(row("a").status, "succeeded");
+    assert!(
+        row("a").message.contains(&format!(
+            "superseded: version {old_a} is no longer current (current: {new_a})"
+        )),
+        "{:?}",
+        row("a")
+    );
+    let head = |key: &str, version: Option<&str>| -> Value {
+        let mut args = vec![
+            "store",
+            "head",
+            "--store",
+            w.s(),
+            BUCKET,
+            key,
+            "--output",
+            "json",
+        ];
+        if let Some(v) = version {
+            args.extend(["--version-id", v]);
+        }
+        serde_json::from_str(&w.ok(&args)).unwrap()
+    };
+    assert_eq!(
+        head("a", None)["encryption"],
+        "SSE-S3",
+        "superseded: untouched"
+    );
+    let b2 = head("b", None)["version_id"].as_str().unwrap().to_owned();
+    assert_ne!(b2, b1);
+    assert!(
+        row("b").message.contains(&format!("version {b1} -> {b2}")),
+        "{:?}",
+        row("b")
+    );
+    assert_eq!(head("b", None)["encryption"], "SSE-KMS");
+    assert_eq!(head("b", Some(&b1))["encryption"], "SSE-S3");
+    let get = |version: &str| {
+        w.ok(&[
+            "store",
+            "get",
+            "--store",
+            w.s(),
+            BUCKET,
+            "b",
+            "--version-id",
+            version,
+        ])
+    };
+    assert_eq!(get(&b1), "b one");
+    assert_eq!(get(&b2), "b one");
 }

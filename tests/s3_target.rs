@@ -199,6 +199,9 @@ fn versioned_bucket(f: &Fixture) {
     let b1 = f.put("vers", "b.txt", b"b one", Mode::NotSse, "").unwrap();
     f.put("vers", "c.txt", b"c one", Mode::NotSse, "").unwrap();
     let c2 = f.put("vers", "c.txt", b"c two", Mode::NotSse, "").unwrap();
+    // As written: plaintext on moto, the bucket's default (SSE-S3) on reseal serve.
+    let a_sse = f.sse("vers", "a.txt");
+    let first_key = f.server.kms_key();
 
     // The manifest names a.txt's old version: superseded, never copied over the new one.
     let manifest = env.write(
@@ -213,7 +216,7 @@ fn versioned_bucket(f: &Fixture) {
             "--manifest",
             manifest.to_str().unwrap(),
             "--sse",
-            "sse-s3",
+            &format!("sse-kms:{first_key}"),
             "--report",
             report.to_str().unwrap(),
         ],
@@ -233,8 +236,9 @@ fn versioned_bucket(f: &Fixture) {
         b"a two",
         "the newer version stays current"
     );
-    assert!(
-        f.head("vers", "a.txt").server_side_encryption().is_none(),
+    assert_eq!(
+        f.sse("vers", "a.txt"),
+        a_sse,
         "a superseded task changes nothing"
     );
     let b = row("b.txt");
@@ -530,8 +534,153 @@ fn moto_bad_options_are_refused() {
 }
 
 // ---- `reseal serve`: the scenarios above against reseal's own endpoint, and what only a
-// server with real SSE-C and KMS checks can show. Not run there: `versioned_bucket` (the
-// store keeps no versions) and `preserve_acl` (reseal serve has no ACLs).
+// server with real SSE-C and KMS checks can show. Not run there: `preserve_acl` (reseal
+// serve has no ACLs).
+
+#[test]
+fn serve_versioned_bucket() {
+    versioned_bucket(&Fixture::new(S3Server::reseal_serve()));
+}
+
+/// The versions of `key` in `bucket`, newest first: (version id, is latest).
+fn versions_of(f: &Fixture, bucket: &str, key: &str) -> Vec<(String, bool)> {
+    let out =
+        f.rt.block_on(
+            f.client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .send(),
+        )
+        .unwrap();
+    out.versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| {
+            (
+                v.version_id().unwrap().to_owned(),
+                v.is_latest() == Some(true),
+            )
+        })
+        .collect()
+}
+
+/// GET of one version of an SSE-C object: its bytes, or the HTTP status of the refusal.
+fn get_version_ssec(
+    f: &Fixture,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    customer: &[u8; 32],
+) -> Result<Vec<u8>, u16> {
+    use common::s3::{Ssec, WithSsec};
+    f.rt.block_on(async {
+        match f
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version)
+            .sse_c(&Ssec::new(customer))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.body.collect().await.unwrap().into_bytes().to_vec()),
+            Err(e) => Err(e.raw_response().map_or(0, |r| r.status().as_u16())),
+        }
+    })
+}
+
+/// Versioned buckets in the modes moto cannot check: an SSE-C key rotation makes each
+/// current version a new version on the new key while the older versions keep the old
+/// one (and open with nothing else); DSSE-KMS over every version, with
+/// --delete-noncurrent, leaves one version per key under the job's key id.
+#[test]
+fn serve_versioned_sse_c_and_dsse_kms() {
+    let f = Fixture::new(S3Server::reseal_serve());
+    let env = Env::new();
+    let (old, new) = ([1u8; 32], [2u8; 32]);
+    let old_file = env.write("old.key", &old);
+    let new_file = env.write("new.key", &new);
+    f.versioned_bucket("vssec");
+    f.put_ssec("vssec", "a", b"a one", &old);
+    f.put_ssec("vssec", "a", b"a two", &old);
+    f.put_ssec("vssec", "b", b"b one", &old);
+    let before = versions_of(&f, "vssec", "a");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let report = env.path("report");
+    let (sse, source) = sse_c_files(&new_file, &old_file);
+    f.reseal_ok(
+        &env,
+        &run_listing(
+            "s3://vssec",
+            &sse,
+            &[
+                "--source-sse-c",
+                &source,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert_eq!(f.get_ssec("vssec", "a", &new), Ok(b"a two".to_vec()));
+    assert_eq!(f.get_ssec("vssec", "a", &old), Err(403));
+    let after = versions_of(&f, "vssec", "a");
+    assert_eq!(after.len(), 3, "a new current version: {after:?}");
+    assert!(after[0].1 && !after[1].1 && !after[2].1, "{after:?}");
+    // The older versions are as they were: on the old key only.
+    assert_eq!(
+        &after[1..],
+        &[(before[0].0.clone(), false), (before[1].0.clone(), false)]
+    );
+    assert_eq!(
+        get_version_ssec(&f, "vssec", "a", &before[0].0, &old),
+        Ok(b"a two".to_vec())
+    );
+    assert_eq!(
+        get_version_ssec(&f, "vssec", "a", &before[1].0, &old),
+        Ok(b"a one".to_vec())
+    );
+    assert_eq!(
+        get_version_ssec(&f, "vssec", "a", &before[1].0, &new),
+        Err(403)
+    );
+    let rows = report_rows(&report);
+    let a = rows.iter().find(|r| r[1] == "a").unwrap();
+    assert!(
+        a[6].contains(&format!("version {} -> {}", before[0].0, after[0].0)),
+        "{a:?}"
+    );
+
+    // DSSE-KMS over all versions, the noncurrent ones deleted after each copy.
+    let env = Env::new();
+    let key = f.server.kms_key();
+    f.versioned_bucket("vdsse");
+    for body in [&b"d one"[..], b"d two", b"d three"] {
+        f.put("vdsse", "d", body, Mode::SseS3, "").unwrap();
+    }
+    f.reseal_ok(
+        &env,
+        &run_listing(
+            "s3://vdsse",
+            &format!("dsse-kms:{key}"),
+            &["--all-versions", "--delete-noncurrent"],
+        ),
+    );
+    let head = f.head("vdsse", "d");
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKmsDsse)
+    );
+    assert!(
+        head.ssekms_key_id()
+            .is_some_and(|k| k.ends_with(&key) || key.ends_with(k)),
+        "{:?} for {key}",
+        head.ssekms_key_id()
+    );
+    assert_eq!(f.get("vdsse", "d"), b"d three");
+    assert_eq!(versions_of(&f, "vdsse", "d").len(), 1);
+}
 
 #[test]
 fn serve_every_mode_from_every_mode() {

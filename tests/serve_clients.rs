@@ -187,6 +187,204 @@ fn the_aws_cli_works_with_every_mode() {
     assert!(copied.contains("aws:kms"), "{copied}");
 }
 
+/// Object versions through the AWS CLI: versioning on, each PUT a version with its own
+/// encryption, reads of older versions, a delete marker and its removal, a version deleted
+/// for good, and a suspended bucket's null version.
+#[test]
+fn the_aws_cli_works_with_versions() {
+    let server = S3Server::reseal_serve();
+    let ep = server.endpoint.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = aws_ok(ep, args);
+        if out.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&out).unwrap()
+        }
+    };
+    let (one, two) = (file("one", b"version one\n"), file("two", b"version two\n"));
+    let kms = server.kms_key();
+    aws_ok(ep, &["s3", "mb", "s3://ver"]);
+    let status = |s: &str| format!("Status={s}");
+    aws_ok(
+        ep,
+        &[
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            "ver",
+            "--versioning-configuration",
+            &status("Enabled"),
+        ],
+    );
+    assert_eq!(
+        json(&["s3api", "get-bucket-versioning", "--bucket", "ver"])["Status"],
+        "Enabled"
+    );
+    let put = |body: &str, extra: &[&str]| -> String {
+        let mut args = vec![
+            "s3api",
+            "put-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "k",
+            "--body",
+            body,
+        ];
+        args.extend_from_slice(extra);
+        json(&args)["VersionId"].as_str().unwrap().to_owned()
+    };
+    let v1 = put(&one, &[]);
+    let v2 = put(
+        &two,
+        &[
+            "--server-side-encryption",
+            "aws:kms:dsse",
+            "--ssekms-key-id",
+            &kms,
+        ],
+    );
+    assert_ne!(v1, v2);
+    let versions = |key: &str| {
+        json(&[
+            "s3api",
+            "list-object-versions",
+            "--bucket",
+            "ver",
+            "--prefix",
+            key,
+        ])
+    };
+    let listed = versions("k");
+    let ids: Vec<(&str, bool)> = listed["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["VersionId"].as_str().unwrap(),
+                v["IsLatest"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ids, [(v2.as_str(), true), (v1.as_str(), false)], "{listed}");
+    // Each version with its own bytes and encryption.
+    let back = dir.path().join("back");
+    let back_s = back.to_str().unwrap();
+    let got = json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "ver",
+        "--key",
+        "k",
+        "--version-id",
+        &v1,
+        back_s,
+    ]);
+    assert_eq!(got["VersionId"], v1.as_str());
+    assert_eq!(std::fs::read(&back).unwrap(), b"version one\n");
+    let head = |version: &str| {
+        json(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "k",
+            "--version-id",
+            version,
+        ])
+    };
+    assert_eq!(head(&v1)["ServerSideEncryption"], "AES256");
+    assert_eq!(head(&v2)["ServerSideEncryption"], "aws:kms:dsse");
+
+    // A delete leaves a marker: the key is gone, its versions are not.
+    let deleted = json(&["s3api", "delete-object", "--bucket", "ver", "--key", "k"]);
+    assert_eq!(deleted["DeleteMarker"], true, "{deleted}");
+    let marker = deleted["VersionId"].as_str().unwrap().to_owned();
+    let gone = aws(
+        ep,
+        &["s3api", "head-object", "--bucket", "ver", "--key", "k"],
+    );
+    assert!(!gone.status.success());
+    let listed = versions("k");
+    assert_eq!(
+        listed["DeleteMarkers"][0]["VersionId"],
+        marker.as_str(),
+        "{listed}"
+    );
+    assert_eq!(listed["DeleteMarkers"][0]["IsLatest"], true, "{listed}");
+    assert_eq!(listed["Versions"].as_array().unwrap().len(), 2, "{listed}");
+    // Removing the marker brings version two back; version one goes for good.
+    json(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "ver",
+        "--key",
+        "k",
+        "--version-id",
+        &marker,
+    ]);
+    aws_ok(ep, &["s3", "cp", "s3://ver/k", back_s]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"version two\n");
+    json(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "ver",
+        "--key",
+        "k",
+        "--version-id",
+        &v1,
+    ]);
+    let missing = aws(
+        ep,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "k",
+            "--version-id",
+            &v1,
+        ],
+    );
+    assert!(!missing.status.success());
+    assert_eq!(versions("k")["Versions"].as_array().unwrap().len(), 1);
+
+    // Suspended: a PUT writes the null version.
+    aws_ok(
+        ep,
+        &[
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            "ver",
+            "--versioning-configuration",
+            &status("Suspended"),
+        ],
+    );
+    assert_eq!(put(&one, &[]), "null");
+    let listed = versions("k");
+    let ids: Vec<&str> = listed["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VersionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["null", v2.as_str()], "{listed}");
+}
+
 #[test]
 fn rclone_copies_a_folder_in_and_out_byte_for_byte() {
     let server = S3Server::reseal_serve();

@@ -540,6 +540,11 @@ fn tags_change_without_a_key_and_deletes_remove_data() {
     let data = data_file(&store, "c");
     store.delete("bkt", "c").unwrap();
     assert!(!data.exists());
+    // Deleting a key that never was is not an error, as on S3.
+    assert_eq!(
+        store.delete("bkt", "never-was").unwrap(),
+        Deleted::default()
+    );
     assert!(matches!(
         store.head("bkt", "c"),
         Err(StoreError::NoSuchKey { .. })

@@ -33,7 +33,7 @@ pub struct VersionEntry {
 
 /// What a delete did: the version it removed or made, and whether that is a delete
 /// marker (S3's `x-amz-version-id` and `x-amz-delete-marker`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
     pub version_id: Option<String>,
     pub delete_marker: bool,

@@ -221,7 +221,8 @@ impl Store {
             let current = self.read_meta(bucket, key)?;
             match fs::remove_file(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Deleting what is not there is not an error, as on S3.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Deleted::default()),
                 Err(e) => return Err(io_err(&path)(e)),
             }
             durable::sync_dir(path.parent().expect("a metadata path has a folder"))
@@ -231,10 +232,7 @@ impl Store {
         for id in current.iter().flat_map(|c| c.data_ids()) {
             let _ = fs::remove_file(self.data_path(bucket, id));
         }
-        Ok(Deleted {
-            version_id: None,
-            delete_marker: false,
-        })
+        Ok(Deleted::default())
     }
 
     /// Sets the tags of an object's current version, or of the version named (no key is

@@ -1,7 +1,7 @@
 //! The S3 operations of `reseal serve`, each a call into the local store on tokio's
 //! blocking pool. Request bodies stream into the store and object bodies stream out of
-//! it, in bounded memory. The store keeps no versions: objects have the version id
-//! `null`, as in a bucket that never had versioning enabled.
+//! it, in bounded memory. Versions are the store's: an operation passes the version a
+//! request names and answers with the one the store read or made.
 //!
 //! This file keeps the [`Endpoint`], what every operation uses of it, and the one
 //! `impl S3` that s3s needs, as a table of which file serves which operation:
