@@ -282,4 +282,42 @@ fn versioned_manifests_on_the_local_store() {
     };
     assert_eq!(get(&b1), "b one");
     assert_eq!(get(&b2), "b one");
+
+    // The old version removed for good; then a delete leaves a marker over the new one.
+    let b_versions = || -> Vec<Value> {
+        let all: Vec<Value> = serde_json::from_str(&w.ok(&[
+            "store",
+            "ls",
+            "--store",
+            w.s(),
+            BUCKET,
+            "--prefix",
+            "b",
+            "--versions",
+            "--output",
+            "json",
+        ]))
+        .unwrap();
+        all
+    };
+    w.ok(&[
+        "store",
+        "rm",
+        "--store",
+        w.s(),
+        BUCKET,
+        "b",
+        "--version-id",
+        &b1,
+    ]);
+    assert_eq!(b_versions().len(), 1);
+    let rm = w.run(&["store", "rm", "--store", w.s(), BUCKET, "b"]);
+    rm.exits(0).says("delete marker");
+    let after = b_versions();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0]["delete_marker"], true, "{after:?}");
+    w.run(&["store", "head", "--store", w.s(), BUCKET, "b"])
+        .exits(2)
+        .says("no object");
+    assert_eq!(get(&b2), "b one");
 }
