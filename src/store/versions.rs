@@ -290,13 +290,15 @@ impl Store {
         check_key(key)?;
         let id = parse_version(version)?;
         let current_path = self.meta_path(bucket, key);
-        let removed = {
+        let (removed, current) = {
             let _lock = self.lock_bucket(bucket)?;
             match self.read_meta(bucket, key)? {
                 Some(current) if current.version_id.as_deref() == id => {
                     let older = self.noncurrent(bucket, key)?;
-                    let next = older.iter().find(|v| v.version_id != current.version_id);
-                    match next {
+                    let next = older
+                        .into_iter()
+                        .find(|v| v.version_id != current.version_id);
+                    match &next {
                         Some(next) => {
                             let from =
                                 self.noncurrent_path(bucket, key, next.version_id.as_deref());
@@ -308,14 +310,14 @@ impl Store {
                     durable::sync_dir(shard).map_err(io_err(shard))?;
                     // A copy of this version left by a crashed commit goes with it.
                     self.remove_noncurrent(bucket, key, id)?;
-                    Some(current)
+                    (Some(current), next)
                 }
-                _ => self.remove_noncurrent(bucket, key, id)?,
+                current => (self.remove_noncurrent(bucket, key, id)?, current),
             }
         };
         let delete_marker = removed.as_ref().is_some_and(|m| m.delete_marker);
         if let Some(removed) = removed {
-            self.drop_data(bucket, key, &[removed], info.versioning);
+            self.drop_data(bucket, key, &[removed], current.as_ref(), info.versioning);
         }
         Ok(Deleted {
             version_id: Some(version.to_owned()),
@@ -323,30 +325,26 @@ impl Store {
         })
     }
 
-    /// Removes the data files of `dropped` versions that none of the key's remaining
-    /// versions uses (a re-encryption by re-sealing shares its data file with the version
-    /// it replaced). When the remaining versions cannot be read, nothing is removed.
+    /// Removes the data files of `dropped` versions that neither `current` (the key's
+    /// latest version now) nor any of the key's older versions uses (a re-encryption by
+    /// re-sealing shares its data file with the version it replaced). When the older
+    /// versions cannot be read, nothing is removed.
     pub(super) fn drop_data(
         &self,
         bucket: &str,
         key: &str,
         dropped: &[ObjectMeta],
+        current: Option<&ObjectMeta>,
         versioning: Versioning,
     ) {
         if dropped.iter().all(|d| d.data_ids().is_empty()) {
             return;
         }
-        let mut kept: HashSet<String> = HashSet::new();
-        let remaining = match self.read_meta(bucket, key) {
-            Ok(current) => current,
-            Err(_) => return,
-        };
-        kept.extend(
-            remaining
-                .iter()
-                .flat_map(|m| m.data_ids())
-                .map(str::to_owned),
-        );
+        let mut kept: HashSet<String> = current
+            .iter()
+            .flat_map(|m| m.data_ids())
+            .map(str::to_owned)
+            .collect();
         if versioning.keeps_versions() {
             match self.noncurrent(bucket, key) {
                 Ok(older) => {

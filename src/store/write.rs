@@ -177,7 +177,7 @@ impl Store {
         // The write is done, and the replaced data files may go, only once the rename is
         // durable.
         durable::sync_dir(shard).map_err(io_err(shard))?;
-        self.drop_data(&meta.bucket, &meta.key, &dropped, versioning);
+        self.drop_data(&meta.bucket, &meta.key, &dropped, Some(meta), versioning);
         Ok(())
     }
 
