@@ -211,18 +211,21 @@ fn the_aws_cli_works_with_versions() {
     let (one, two) = (file("one", b"version one\n"), file("two", b"version two\n"));
     let kms = server.kms_key();
     aws_ok(ep, &["s3", "mb", "s3://ver"]);
-    let status = |s: &str| format!("Status={s}");
-    aws_ok(
-        ep,
-        &[
-            "s3api",
-            "put-bucket-versioning",
-            "--bucket",
-            "ver",
-            "--versioning-configuration",
-            &status("Enabled"),
-        ],
-    );
+    let set_versioning = |status: &str| {
+        let configuration = format!("Status={status}");
+        aws_ok(
+            ep,
+            &[
+                "s3api",
+                "put-bucket-versioning",
+                "--bucket",
+                "ver",
+                "--versioning-configuration",
+                &configuration,
+            ],
+        )
+    };
+    set_versioning("Enabled");
     assert_eq!(
         json(&["s3api", "get-bucket-versioning", "--bucket", "ver"])["Status"],
         "Enabled"
@@ -363,17 +366,7 @@ fn the_aws_cli_works_with_versions() {
     assert_eq!(versions("k")["Versions"].as_array().unwrap().len(), 1);
 
     // Suspended: a PUT writes the null version.
-    aws_ok(
-        ep,
-        &[
-            "s3api",
-            "put-bucket-versioning",
-            "--bucket",
-            "ver",
-            "--versioning-configuration",
-            &status("Suspended"),
-        ],
-    );
+    set_versioning("Suspended");
     assert_eq!(put(&one, &[]), "null");
     let listed = versions("k");
     let ids: Vec<&str> = listed["Versions"]

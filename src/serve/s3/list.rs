@@ -11,46 +11,62 @@ use crate::encoding;
 use crate::serve::error::error;
 use crate::store::{ObjectMeta, STANDARD_STORAGE_CLASS, VersionEntry};
 
-/// One page of a listing: objects and common prefixes in key order.
-struct Page {
-    objects: Vec<ObjectMeta>,
+/// One page of a listing: entries (objects, or versions) and common prefixes in key order.
+struct Page<T> {
+    entries: Vec<T>,
     prefixes: Vec<String>,
     truncated: bool,
-    /// Where the next page starts (after this key or prefix).
-    next: Option<String>,
+    /// Whether the page ends on a common prefix (then the next page starts after it), not
+    /// on its last entry.
+    ends_on_prefix: bool,
 }
 
-/// S3's listing rules over the store's sorted keys: keys after `after` (a key, or a common
-/// prefix whose keys are all skipped), grouped by `delimiter` after `prefix`.
-fn page(
-    all: Vec<ObjectMeta>,
+impl<T> Page<T> {
+    /// Where the next page starts: after the last common prefix, or after the last entry
+    /// (`entry_marker`); none when this page is the last.
+    fn next<M>(
+        &self,
+        prefix_marker: impl FnOnce(&str) -> M,
+        entry_marker: impl FnOnce(&T) -> M,
+    ) -> Option<M> {
+        if !self.truncated {
+            None
+        } else if self.ends_on_prefix {
+            self.prefixes.last().map(|p| prefix_marker(p))
+        } else {
+            self.entries.last().map(entry_marker)
+        }
+    }
+}
+
+/// S3's listing rules over the store's entries in key order: entries under `prefix` that
+/// `skip` does not skip (those at or before the request's marker), grouped by `delimiter`
+/// after `prefix`, at most `max` entries and prefixes.
+fn page<T>(
+    all: Vec<T>,
+    key_of: impl Fn(&T) -> &str,
+    mut skip: impl FnMut(&T) -> bool,
     prefix: &str,
     delimiter: Option<&str>,
-    after: Option<&str>,
     max: usize,
-) -> Page {
+) -> Page<T> {
     let mut page = Page {
-        objects: Vec::new(),
+        entries: Vec::new(),
         prefixes: Vec::new(),
         truncated: false,
-        next: None,
+        ends_on_prefix: false,
     };
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let mut count = 0;
-    for meta in all {
-        if !meta.key.starts_with(prefix) {
+    for entry in all {
+        let key = key_of(&entry);
+        if !key.starts_with(prefix) || skip(&entry) {
             continue;
         }
-        if let Some(after) = after {
-            let after_prefix = delimiter.is_some_and(|d| after.ends_with(d));
-            if meta.key.as_str() <= after || (after_prefix && meta.key.starts_with(after)) {
-                continue;
-            }
-        }
         let grouped = delimiter.and_then(|d| {
-            meta.key[prefix.len()..]
+            key[prefix.len()..]
                 .find(d)
-                .map(|at| meta.key[..prefix.len() + at + d.len()].to_owned())
+                .map(|at| key[..prefix.len() + at + d.len()].to_owned())
         });
         if let Some(common) = &grouped
             && page.prefixes.last() == Some(common)
@@ -62,21 +78,38 @@ fn page(
             break;
         }
         count += 1;
+        page.ends_on_prefix = grouped.is_some();
         match grouped {
-            Some(common) => {
-                page.next = Some(common.clone());
-                page.prefixes.push(common);
-            }
-            None => {
-                page.next = Some(meta.key.clone());
-                page.objects.push(meta);
-            }
+            Some(common) => page.prefixes.push(common),
+            None => page.entries.push(entry),
         }
     }
-    if !page.truncated {
-        page.next = None;
-    }
     page
+}
+
+/// Whether `key` is at or before a listing's marker `after` (a key, or a common prefix
+/// whose keys are all skipped).
+fn at_or_before(key: &str, after: &str, delimiter: Option<&str>) -> bool {
+    let after_prefix = delimiter.is_some_and(|d| !d.is_empty() && after.ends_with(d));
+    key <= after || (after_prefix && key.starts_with(after))
+}
+
+/// A page of objects (see [`page`]) after the key or common prefix `after`.
+fn object_page(
+    all: Vec<ObjectMeta>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> Page<ObjectMeta> {
+    page(
+        all,
+        |m| m.key.as_str(),
+        |m| after.is_some_and(|a| at_or_before(&m.key, a, delimiter)),
+        prefix,
+        delimiter,
+        max,
+    )
 }
 
 /// A page of the keys of `bucket` under `prefix` (see [`page`]).
@@ -87,12 +120,12 @@ async fn listed(
     delimiter: Option<&str>,
     after: Option<&str>,
     max: usize,
-) -> S3Result<Page> {
+) -> S3Result<Page<ObjectMeta>> {
     let (bucket, listed_prefix) = (bucket.to_owned(), prefix.to_owned());
     let all = endpoint
         .blocking(move |s| s.list(&bucket, &listed_prefix))
         .await?;
-    Ok(page(all, prefix, delimiter, after, max))
+    Ok(object_page(all, prefix, delimiter, after, max))
 }
 
 fn encode_token(key: &str) -> String {
@@ -139,7 +172,8 @@ pub(super) async fn list_objects_v2(
         .as_ref()
         .is_some_and(|e| e.as_str() == EncodingType::URL);
     let enc = |s: String| if url { encoding::encode_key(&s) } else { s };
-    let key_count = (page.objects.len() + page.prefixes.len()) as i32;
+    let key_count = (page.entries.len() + page.prefixes.len()) as i32;
+    let next = page.next(str::to_owned, |m| m.key.clone());
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(enc(prefix)),
@@ -149,10 +183,10 @@ pub(super) async fn list_objects_v2(
         continuation_token: input.continuation_token,
         start_after: input.start_after.map(enc),
         is_truncated: Some(page.truncated),
-        next_continuation_token: page.next.as_deref().map(encode_token),
+        next_continuation_token: next.as_deref().map(encode_token),
         encoding_type: input.encoding_type,
         contents: Some(
-            page.objects
+            page.entries
                 .into_iter()
                 .map(|m| Object {
                     e_tag: Some(etag(&m)),
@@ -216,20 +250,8 @@ pub(super) async fn list_objects(
     }))
 }
 
-/// One page of a version listing: versions and delete markers in listing order, and
-/// common prefixes.
-struct VersionPage {
-    entries: Vec<VersionEntry>,
-    prefixes: Vec<String>,
-    truncated: bool,
-    /// Where the next page starts: after this key (a common prefix's, or all of a key's
-    /// versions when there is no version), or after this version of it.
-    next: Option<(String, Option<String>)>,
-}
-
-/// S3's rules for ListObjectVersions over the store's listing (by key, each key's latest
-/// version first): entries after `key_marker` (all of that key's versions, or those after
-/// `version_marker`), grouped by `delimiter` after `prefix`.
+/// A page of versions (see [`page`]) after `key_marker`: after all of that key's versions,
+/// or after its version `version_marker`.
 fn version_page(
     all: Vec<VersionEntry>,
     prefix: &str,
@@ -237,72 +259,25 @@ fn version_page(
     key_marker: Option<&str>,
     version_marker: Option<&str>,
     max: usize,
-) -> VersionPage {
-    let mut page = VersionPage {
-        entries: Vec::new(),
-        prefixes: Vec::new(),
-        truncated: false,
-        next: None,
-    };
-    let delimiter = delimiter.filter(|d| !d.is_empty());
+) -> Page<VersionEntry> {
     let version_marker = version_marker.filter(|v| !v.is_empty());
     // Within the marker's key: whether its version marker has been passed.
     let mut past_version = false;
-    let mut count = 0;
-    for entry in all {
+    let skip = |entry: &VersionEntry| {
+        let Some(marker) = key_marker else {
+            return false;
+        };
         let key = entry.meta.key.as_str();
-        if !key.starts_with(prefix) {
-            continue;
-        }
-        if let Some(marker) = key_marker {
-            let marker_prefix = delimiter.is_some_and(|d| marker.ends_with(d));
-            if key < marker || (marker_prefix && key.starts_with(marker)) {
-                continue;
+        match version_marker {
+            Some(v) if key == marker => {
+                let skipped = !past_version;
+                past_version |= entry.meta.version_name() == v;
+                skipped
             }
-            if key == marker {
-                match version_marker {
-                    Some(v) if !past_version => {
-                        past_version = entry.meta.version_name() == v;
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => continue,
-                }
-            }
+            _ => at_or_before(key, marker, delimiter),
         }
-        let grouped = delimiter.and_then(|d| {
-            key[prefix.len()..]
-                .find(d)
-                .map(|at| key[..prefix.len() + at + d.len()].to_owned())
-        });
-        if let Some(common) = &grouped
-            && page.prefixes.last() == Some(common)
-        {
-            continue;
-        }
-        if count == max {
-            page.truncated = true;
-            break;
-        }
-        count += 1;
-        match grouped {
-            Some(common) => {
-                page.next = Some((common.clone(), None));
-                page.prefixes.push(common);
-            }
-            None => {
-                page.next = Some((
-                    entry.meta.key.clone(),
-                    Some(entry.meta.version_name().to_owned()),
-                ));
-                page.entries.push(entry);
-            }
-        }
-    }
-    if !page.truncated {
-        page.next = None;
-    }
-    page
+    };
+    page(all, |e| e.meta.key.as_str(), skip, prefix, delimiter, max)
 }
 
 pub(super) async fn list_object_versions(
@@ -331,6 +306,12 @@ pub(super) async fn list_object_versions(
         .is_some_and(|e| e.as_str() == EncodingType::URL);
     let enc = |s: String| if url { encoding::encode_key(&s) } else { s };
     let (mut versions, mut markers) = (Vec::new(), Vec::new());
+    let (next_key, next_version) = page
+        .next(
+            |p| (p.to_owned(), None),
+            |e| (e.meta.key.clone(), Some(e.meta.version_name().to_owned())),
+        )
+        .unzip();
     for VersionEntry { meta, is_latest } in page.entries {
         // A bucket that never had versioning lists each object as its `null` version.
         let version_id = Some(meta.version_name().to_owned());
@@ -360,7 +341,6 @@ pub(super) async fn list_object_versions(
             });
         }
     }
-    let (next_key, next_version) = page.next.unzip();
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(enc(prefix)),
@@ -417,11 +397,15 @@ mod tests {
         }
     }
 
-    fn keys(p: &Page) -> (Vec<&str>, Vec<&str>) {
+    fn keys(p: &Page<ObjectMeta>) -> (Vec<&str>, Vec<&str>) {
         (
-            p.objects.iter().map(|m| m.key.as_str()).collect(),
+            p.entries.iter().map(|m| m.key.as_str()).collect(),
             p.prefixes.iter().map(String::as_str).collect(),
         )
+    }
+
+    fn next(p: &Page<ObjectMeta>) -> Option<String> {
+        p.next(str::to_owned, |m| m.key.clone())
     }
 
     #[test]
@@ -430,19 +414,19 @@ mod tests {
             .into_iter()
             .map(meta)
             .collect();
-        let p = page(all.clone(), "", Some("/"), None, 2);
+        let p = object_page(all.clone(), "", Some("/"), None, 2);
         assert_eq!(keys(&p), (vec!["b"], vec!["a/"]));
         assert!(p.truncated);
-        let p = page(all.clone(), "", Some("/"), None, 3);
+        let p = object_page(all.clone(), "", Some("/"), None, 3);
         assert_eq!(keys(&p), (vec!["b"], vec!["a/", "c/"]));
-        assert_eq!(p.next.as_deref(), Some("c/"));
-        let p = page(all.clone(), "", Some("/"), Some("c/"), 10);
+        assert_eq!(next(&p).as_deref(), Some("c/"));
+        let p = object_page(all.clone(), "", Some("/"), Some("c/"), 10);
         assert_eq!(keys(&p), (vec!["d"], vec![]));
-        assert!(!p.truncated && p.next.is_none());
-        let p = page(all.clone(), "c/", Some("/"), None, 10);
+        assert!(!p.truncated && next(&p).is_none());
+        let p = object_page(all.clone(), "c/", Some("/"), None, 10);
         assert_eq!(keys(&p), (vec!["c/1"], vec!["c/d/"]));
-        let p = page(all, "", None, Some("b"), 2);
+        let p = object_page(all, "", None, Some("b"), 2);
         assert_eq!(keys(&p), (vec!["c/1", "c/d/2"], vec![]));
-        assert_eq!(p.next.as_deref(), Some("c/d/2"));
+        assert_eq!(next(&p).as_deref(), Some("c/d/2"));
     }
 }
