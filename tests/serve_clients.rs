@@ -327,28 +327,22 @@ fn the_aws_cli_works_with_versions() {
     assert_eq!(listed["DeleteMarkers"][0]["IsLatest"], true, "{listed}");
     assert_eq!(listed["Versions"].as_array().unwrap().len(), 2, "{listed}");
     // Removing the marker brings version two back; version one goes for good.
-    json(&[
-        "s3api",
-        "delete-object",
-        "--bucket",
-        "ver",
-        "--key",
-        "k",
-        "--version-id",
-        &marker,
-    ]);
+    let delete_version = |id: &str| {
+        json(&[
+            "s3api",
+            "delete-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "k",
+            "--version-id",
+            id,
+        ])
+    };
+    delete_version(&marker);
     aws_ok(ep, &["s3", "cp", "s3://ver/k", back_s]);
     assert_eq!(std::fs::read(&back).unwrap(), b"version two\n");
-    json(&[
-        "s3api",
-        "delete-object",
-        "--bucket",
-        "ver",
-        "--key",
-        "k",
-        "--version-id",
-        &v1,
-    ]);
+    delete_version(&v1);
     let missing = aws(
         ep,
         &[

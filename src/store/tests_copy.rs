@@ -16,7 +16,7 @@ fn source(key: &str) -> CopySource {
 }
 
 /// A copy of `bkt/o` onto itself that asks for nothing.
-fn onto_itself() -> CopyObject {
+pub(super) fn onto_itself() -> CopyObject {
     CopyObject {
         source: source("o"),
         bucket: "bkt".into(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::tests::{customer, get, put, store};
+use super::tests_copy::onto_itself;
 use super::*;
 use crate::sse::SseMode;
 
@@ -267,16 +268,8 @@ fn tags_of_a_version_change_in_place_and_a_copy_of_an_old_version_is_new() {
                 version_id: Some(id1.clone()),
                 ..Default::default()
             },
-            bucket: "bkt".into(),
             key: "k".into(),
-            condition: WriteCondition::Always,
-            encryption: None,
-            metadata: Directive::Copy,
-            tags: Directive::Copy,
-            headers: BTreeMap::new(),
-            storage_class: None,
-            website_redirect_location: None,
-            checksum_algorithm: None,
+            ..onto_itself()
         })
         .unwrap();
     assert_eq!(method, CopyMethod::NewObject);
