@@ -4,7 +4,8 @@
 //! 1. large objects: 256 objects of 4 MiB written as plaintext, re-encrypted to SSE-KMS
 //!    (full rewrite), beside `cp -r` of the same bytes as plain files followed by `sync`;
 //! 2. small objects: 10,000 objects of 4 KiB written as SSE-S3, re-sealed after a root
-//!    key rotation (fast path, SSE-S3 → SSE-S3), then re-encrypted to SSE-KMS (rewrite).
+//!    key rotation (fast path, SSE-S3 → SSE-S3), re-encrypted to SSE-KMS (rewrite), then
+//!    re-sealed under another KMS key (fast path, SSE-KMS → SSE-KMS).
 //!
 //! A sample of objects is read back and checked after every phase. The store lives in a
 //! temporary folder under `bench-data/` (the repository's disk, not a tmpfs), removed at
@@ -476,6 +477,48 @@ fn main() {
     println!("checked {n} small SSE-KMS objects");
     let small_rate = small.per_second();
     rows.push(small);
+    sync();
+
+    // The fast path of a KMS key change (what a CopyObject onto itself that names another
+    // KMS key does through `reseal serve`): each object's data key re-sealed, one audit
+    // record appended and fsynced, the metadata rewritten.
+    let other = store
+        .keys()
+        .create_key(None, "benchmark")
+        .expect("create KMS key")
+        .id;
+    let to_other = Reencrypt {
+        to: Encryption::SseKms {
+            key_id: Some(other.clone()),
+            bucket_key: false,
+        },
+        if_match: None,
+        source_key: None,
+        fast_path: true,
+    };
+    let what = "fast path SSE-KMS -> SSE-KMS (other key)";
+    let kms_fast = measure(what, args.small, small_bytes, || {
+        let method = ReencryptMethod::Reseal;
+        reencrypt_all(
+            &store,
+            &pool,
+            SMALL_BUCKET,
+            args.small,
+            &to_other,
+            method,
+            Parallel::Objects,
+        )
+    });
+    rows.push(kms_fast);
+    let n = verify(
+        &store,
+        SMALL_BUCKET,
+        args.small,
+        SMALL_SIZE,
+        SseMode::SseKms,
+        |sse| matches!(sse, SseState::SseKms { dek, .. } if dek.key_id == other),
+    );
+    println!("checked {n} small objects re-sealed under KMS key {other}");
     println!("load average after measuring: {}", shell("uptime"));
 
     println!();

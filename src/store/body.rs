@@ -91,8 +91,8 @@ impl Read for PipedReader {
 
 /// Bodies up to this many bytes (one segment) are read whole and sealed in one call, in
 /// buffers of their own size. Larger ones stream through [`Engine::seal_stream`], whose
-/// batch buffers (16 segments: 4 MiB of plaintext and 4 MiB sealed) are allocated zeroed
-/// for every call: for a 4 KiB object, zeroing and faulting them in took most of the CPU
+/// batch buffer (16 segments, 4 MiB) is allocated zeroed
+/// for every call: for a 4 KiB object, zeroing and faulting it in took most of the CPU
 /// time of a whole re-encryption, fsyncs included.
 const SEAL_WHOLE_MAX: usize = crypto::DEFAULT_SEGMENT_SIZE as usize;
 

@@ -33,7 +33,11 @@ pub(super) fn body_reader(
         None => Box::new(io::empty()),
         Some(blob) => {
             let broke = outcome.broke.clone();
+            let verdict = outcome.payload.clone();
             let stream = blob.map_err(move |e| {
+                if let Some(verdict) = &verdict {
+                    verdict.note(&*e);
+                }
                 broke.store(true, Ordering::Release);
                 io::Error::other(e)
             });

@@ -1,6 +1,7 @@
 //! The audit log of the local KMS: `keys/audit.log`, one JSON [`AuditRecord`] per line
 //! for every use or change of a KMS key, with its outcome. A record never holds key
-//! bytes, and an operation whose record cannot be written fails. Must not touch key files
+//! bytes, and an operation whose record cannot be written fails; records are fsynced in
+//! groups ([`AuditLog`]), each durable before its operation returns. Must not touch key files
 //! or the root keyring, nor decide anything about keys: it records what the KMS did.
 
 use std::fmt;
@@ -8,6 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -133,15 +136,54 @@ pub(super) fn audit_context(mode: Mode, bucket: &str, key: &str) -> Option<Audit
     })
 }
 
+/// `audit.log`, opened for appending, and its group commit: a record is durable once an
+/// fsync that began after it was written has ended, so a caller whose record another
+/// caller's fsync already covered does not fsync again. Under concurrent KMS operations
+/// (an endpoint re-sealing many objects at once) one fsync then serves many records
+/// instead of each waiting on its own.
+pub(super) struct AuditLog {
+    file: File,
+    /// Records written so far (each counted once its write has returned).
+    written: AtomicU64,
+    /// Records known durable: every record counted in `written` when an fsync began, once
+    /// it ended. Held while an fsync runs, so that the callers behind it find their
+    /// records covered instead of queueing fsyncs of their own.
+    synced: Mutex<u64>,
+}
+
+impl AuditLog {
+    /// Appends `line` (one record) and returns once it is durable.
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        // One write(2) on an O_APPEND file: lines of concurrent writers, in this process or
+        // others, do not interleave, so appends need not take the keys lock.
+        (&self.file).write_all(line)?;
+        let mine = self.written.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        if *synced >= mine {
+            return Ok(());
+        }
+        // Every record counted here was written before this fsync begins.
+        let upto = self.written.load(Ordering::Acquire);
+        self.file.sync_data()?;
+        *synced = upto;
+        Ok(())
+    }
+}
+
 /// `audit.log` in `dir`, opened for appending; created when missing.
-pub(super) fn open_log(dir: &Path) -> Result<File, KeyError> {
+pub(super) fn open_log(dir: &Path) -> Result<AuditLog, KeyError> {
     let path = dir.join(AUDIT_FILE);
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(&path)
-        .map_err(io_error(&path))
+        .map_err(io_error(&path))?;
+    Ok(AuditLog {
+        file,
+        written: AtomicU64::new(0),
+        synced: Mutex::new(0),
+    })
 }
 
 /// The records of the log in `dir`, oldest first; only those about `key_id` (as the key
@@ -182,14 +224,8 @@ impl KeyManager {
         }
         let mut line = serde_json::to_vec(&record).expect("audit records serialise");
         line.push(b'\n');
-        // One write(2) on an O_APPEND file: lines of concurrent writers, in this process or
-        // others, do not interleave, so appends need not take the lock (and the fsyncs of
-        // several workers can share one journal commit).
         let path = self.dir.join(AUDIT_FILE);
-        (&self.audit)
-            .write_all(&line)
-            .and_then(|()| self.audit.sync_data())
-            .map_err(io_error(&path))?;
+        self.audit.append(&line).map_err(io_error(&path))?;
         result
     }
 }

@@ -27,7 +27,7 @@ mod root;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -38,7 +38,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::crypto::{DataKey, Keyring, MasterKey, Mode, SealedKey, open_data_key, seal_data_key};
 use crate::durable;
 pub use audit::{AuditContext, AuditOperation, AuditOutcome, AuditRecord};
-use audit::{audit_context, open_log, read_log};
+use audit::{AuditLog, audit_context, open_log, read_log};
 pub use error::KeyError;
 use error::io_error;
 use kms::{KMS_DIR, RESERVED_ALIAS_PREFIX, normalise_alias};
@@ -61,7 +61,7 @@ pub struct KeyManager {
     /// Alias → key id, as last found; checked against the key's file at every use.
     aliases: Mutex<HashMap<String, String>>,
     /// `audit.log`, opened for appending.
-    audit: File,
+    audit: AuditLog,
 }
 
 impl fmt::Debug for KeyManager {

@@ -537,6 +537,33 @@ fn concurrent_processes_lose_no_update_and_share_no_alias() {
 }
 
 #[test]
+fn concurrent_kms_operations_each_leave_one_whole_audit_record() {
+    // The audit log's records are fsynced in groups: none may be lost or torn.
+    let s = store();
+    let keys = init(&s);
+    let before = keys.audit(None).unwrap().len();
+    let dek = DataKey::generate().unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (keys, dek) = (&keys, &dek);
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let key = format!("k{t}-{i}");
+                    keys.kms_seal(None, dek, Mode::SseKms, "b", &key).unwrap();
+                }
+            });
+        }
+    });
+    let records = keys.audit(None).unwrap();
+    assert_eq!(records.len(), before + 200);
+    assert!(
+        records[before..]
+            .iter()
+            .all(|r| r.operation == AuditOperation::GenerateDataKey)
+    );
+}
+
+#[test]
 fn damaged_files_are_reported_as_such() {
     let s = store();
     let keys = init(&s);
