@@ -88,7 +88,7 @@ impl Store {
     /// Starts a multipart upload; returns it. Its encryption (the request's, or the
     /// bucket's default) is fixed now: the data key is made and sealed here.
     pub fn create_upload(&self, bucket: &str, key: &str, options: PutOptions) -> Result<Upload> {
-        let encryption = self.new_object_encryption(bucket, key, &options)?;
+        let (encryption, _) = self.new_object_encryption(bucket, key, &options)?;
         let checksum = match (&options.checksum, options.checksum_type) {
             (None, _) => None,
             (Some(asked), kind) => {
@@ -486,7 +486,8 @@ impl Store {
             checksum: object_checksum,
             ..upload.object
         };
-        self.commit(&mut meta, None, Expect::from(&condition))?;
+        let versioning = self.bucket(bucket)?.versioning;
+        self.commit(&mut meta, None, Expect::from(&condition), versioning)?;
         self.remove_upload(bucket, &dir, &have, Some(&meta));
         drop(lock);
         Ok(meta)

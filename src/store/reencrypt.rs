@@ -25,7 +25,9 @@ impl Store {
         request: &Reencrypt<'_>,
     ) -> Result<(ObjectMeta, ReencryptMethod)> {
         let current = self.head(bucket, key)?;
-        self.bucket(bucket)?.check_allowed(key, &request.to)?;
+        let bucket_info = self.bucket(bucket)?;
+        bucket_info.check_allowed(key, &request.to)?;
+        let versioning = bucket_info.versioning;
         if let Some(expected) = request.if_match {
             let expected = expected.trim_matches('"');
             if expected != current.etag {
@@ -46,7 +48,7 @@ impl Store {
                 modified: now,
                 ..current.clone()
             };
-            self.commit(&mut meta, None, Expect::Same(&current))?;
+            self.commit(&mut meta, None, Expect::Same(&current), versioning)?;
             return Ok((meta, ReencryptMethod::Reseal));
         }
 
@@ -108,7 +110,7 @@ impl Store {
             parts: Vec::new(),
             ..current.clone()
         };
-        self.commit(&mut meta, data_file, Expect::Same(&current))?;
+        self.commit(&mut meta, data_file, Expect::Same(&current), versioning)?;
         Ok((meta, ReencryptMethod::Rewrite))
     }
 

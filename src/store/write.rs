@@ -33,7 +33,7 @@ impl Store {
         body: impl Read,
         options: PutOptions,
     ) -> Result<ObjectMeta> {
-        let encryption = self.new_object_encryption(bucket, key, &options)?;
+        let (encryption, versioning) = self.new_object_encryption(bucket, key, &options)?;
         let data_id = uuid::Uuid::new_v4().simple().to_string();
         let mut hashing =
             HashingReader::with_checksum(body, options.checksum.as_ref().map(|c| c.algorithm));
@@ -92,19 +92,24 @@ impl Store {
             versioned: now,
             delete_marker: false,
         };
-        self.commit(&mut meta, data_file, Expect::from(&options.condition))?;
+        self.commit(
+            &mut meta,
+            data_file,
+            Expect::from(&options.condition),
+            versioning,
+        )?;
         Ok(meta)
     }
 
-    /// The encryption a new object at `bucket`/`key` is written with: the request's, or
-    /// the bucket's default. The bucket must exist, the key be valid, and the bucket allow
-    /// that encryption.
+    /// The encryption a new object at `bucket`/`key` is written with (the request's, or
+    /// the bucket's default), and the bucket's versioning. The bucket must exist, the key
+    /// be valid, and the bucket allow that encryption.
     pub(super) fn new_object_encryption(
         &self,
         bucket: &str,
         key: &str,
         options: &PutOptions,
-    ) -> Result<Encryption> {
+    ) -> Result<(Encryption, Versioning)> {
         let info = self.bucket(bucket)?;
         check_key(key)?;
         let encryption = options
@@ -112,11 +117,11 @@ impl Store {
             .clone()
             .unwrap_or_else(|| info.default_encryption.to_encryption());
         info.check_allowed(key, &encryption)?;
-        Ok(encryption)
+        Ok((encryption, info.versioning))
     }
 
     /// Writes `meta` (and its data file, when there is a new one) as the object's new
-    /// current version, if `expect` holds at that moment. The bucket's versioning decides
+    /// current version, if `expect` holds at that moment. The bucket's `versioning` decides
     /// what becomes of the version it replaces: removed (no versioning, or a null version
     /// replacing the null version), or kept as a noncurrent version. `meta` gets its
     /// version id here.
@@ -125,8 +130,8 @@ impl Store {
         meta: &mut ObjectMeta,
         data: Option<AtomicFile>,
         expect: Expect<'_>,
+        versioning: Versioning,
     ) -> Result<()> {
-        let versioning = self.bucket(&meta.bucket)?.versioning;
         meta.version_id = (versioning == Versioning::Enabled).then(new_version_id);
         meta.versioned = crate::time::now_ms();
         let meta_path = self.meta_path(&meta.bucket, &meta.key);
@@ -209,7 +214,7 @@ impl Store {
         check_key(key)?;
         if info.versioning.keeps_versions() {
             let mut marker = delete_marker(bucket, key);
-            self.commit(&mut marker, None, Expect::Nothing)?;
+            self.commit(&mut marker, None, Expect::Nothing, info.versioning)?;
             return Ok(Deleted {
                 version_id: Some(marker.version_name().to_owned()),
                 delete_marker: true,
