@@ -428,19 +428,22 @@ fn main() {
         source_key: None,
         fast_path: true,
     };
+    // One pass over the small objects, measured.
+    let small_phase = |what: &str, request: &Reencrypt<'_>, method: ReencryptMethod| {
+        measure(what, args.small, small_bytes, || {
+            reencrypt_all(
+                &store,
+                &pool,
+                SMALL_BUCKET,
+                args.small,
+                request,
+                method,
+                Parallel::Objects,
+            )
+        })
+    };
     let what = "fast path SSE-S3 -> SSE-S3 (new root)";
-    let fast = measure(what, args.small, small_bytes, || {
-        let method = ReencryptMethod::Reseal;
-        reencrypt_all(
-            &store,
-            &pool,
-            SMALL_BUCKET,
-            args.small,
-            &reseal,
-            method,
-            Parallel::Objects,
-        )
-    });
+    let fast = small_phase(what, &reseal, ReencryptMethod::Reseal);
     rows.push(fast);
     let n = verify(
         &store,
@@ -454,18 +457,7 @@ fn main() {
     sync();
 
     let what = "re-encrypt SSE-S3 -> SSE-KMS (rewrite)";
-    let small = measure(what, args.small, small_bytes, || {
-        let method = ReencryptMethod::Rewrite;
-        reencrypt_all(
-            &store,
-            &pool,
-            SMALL_BUCKET,
-            args.small,
-            &to_kms,
-            method,
-            Parallel::Objects,
-        )
-    });
+    let small = small_phase(what, &to_kms, ReencryptMethod::Rewrite);
     let n = verify(
         &store,
         SMALL_BUCKET,
@@ -497,18 +489,7 @@ fn main() {
         fast_path: true,
     };
     let what = "fast path SSE-KMS -> SSE-KMS (other key)";
-    let kms_fast = measure(what, args.small, small_bytes, || {
-        let method = ReencryptMethod::Reseal;
-        reencrypt_all(
-            &store,
-            &pool,
-            SMALL_BUCKET,
-            args.small,
-            &to_other,
-            method,
-            Parallel::Objects,
-        )
-    });
+    let kms_fast = small_phase(what, &to_other, ReencryptMethod::Reseal);
     rows.push(kms_fast);
     let n = verify(
         &store,

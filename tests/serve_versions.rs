@@ -43,21 +43,11 @@ fn versions_tags_copies_deletes_and_listings() {
             .await
             .unwrap();
         assert_eq!(status().await, Some(BucketVersioningStatus::Enabled));
-        let v2 = put("k", b"two")
-            .tagging("n=2")
-            .send()
-            .await
-            .unwrap()
-            .version_id()
-            .unwrap()
-            .to_owned();
-        let v3 = put("k", b"three")
-            .send()
-            .await
-            .unwrap()
-            .version_id()
-            .unwrap()
-            .to_owned();
+        let version_of = |out: aws_sdk_s3::operation::put_object::PutObjectOutput| {
+            out.version_id().unwrap().to_owned()
+        };
+        let v2 = version_of(put("k", b"two").tagging("n=2").send().await.unwrap());
+        let v3 = version_of(put("k", b"three").send().await.unwrap());
         let read = |version: &str| {
             let req = get("k").version_id(version);
             async move {
